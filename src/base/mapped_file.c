@@ -1,0 +1,44 @@
+#include "base/mapped_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int ds_map_file(const char *path, ds_mapped *out, ds_err *err) {
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ds_errf(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return ds_errf(err, "%s: cannot stat: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return ds_errf(err, "%s: not a regular file", path);
+    }
+    out->size = (size_t)st.st_size;
+    if (out->size > 0) {
+        void *p = mmap(NULL, out->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int e = errno;
+            close(fd);
+            return ds_errf(err, "%s: cannot mmap %zu bytes: %s", path, out->size, strerror(e));
+        }
+        out->data = p;
+    }
+    close(fd);
+    out->path = strdup(path);
+    return 0;
+}
+
+void ds_unmap_file(ds_mapped *m) {
+    if (m->data) munmap((void *)m->data, m->size);
+    free(m->path);
+    memset(m, 0, sizeof *m);
+}
