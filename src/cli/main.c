@@ -14,6 +14,7 @@ static const command k_commands[] = {
     {"run", cmd_run, "generate text or ids from a prompt"},
     {"info", cmd_info, "architecture, sizes, dtypes and memory of a model"},
     {"bench", cmd_bench, "prefill and decode speed"},
+    {"logits", cmd_logits, "teacher-forced logits of a sequence, as raw float32"},
 };
 
 static void usage(FILE *out) {

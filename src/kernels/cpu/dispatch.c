@@ -1,0 +1,45 @@
+/* Chooses the kernel variant once per process. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/variants.h"
+
+static int g_level = -1;
+
+static int cpu_has(ds_cpu_level l) {
+    switch (l) {
+    case DS_CPU_SCALAR: return 1;
+    case DS_CPU_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("f16c");
+    }
+    return 0;
+}
+
+static ds_cpu_level best_level(void) { return cpu_has(DS_CPU_AVX2) ? DS_CPU_AVX2 : DS_CPU_SCALAR; }
+
+ds_cpu_level ds_cpu_level_get(void) {
+    if (g_level >= 0) return (ds_cpu_level)g_level;
+    ds_cpu_level l = best_level();
+    const char *env = getenv("DSINFER_CPU");
+    if (env && *env) {
+        if (!strcmp(env, "scalar")) l = DS_CPU_SCALAR;
+        else if (!strcmp(env, "avx2") && cpu_has(DS_CPU_AVX2)) l = DS_CPU_AVX2;
+        else
+            fprintf(stderr, "dsinfer: DSINFER_CPU=%s is unknown or unsupported on this CPU; using %s\n",
+                    env, ds_cpu_level_name(l));
+    }
+    g_level = (int)l;
+    return l;
+}
+
+int ds_cpu_level_set(ds_cpu_level l) {
+    if (!cpu_has(l)) return -1;
+    g_level = (int)l;
+    return 0;
+}
+
+const char *ds_cpu_level_name(ds_cpu_level l) {
+    return l == DS_CPU_AVX2 ? "avx2" : "scalar";
+}

@@ -1,0 +1,43 @@
+/* CPU compute kernels used by the forward pass. Every kernel is batch- and thread-invariant:
+ * the value computed for one (row, output) pair is a fixed sequence of float operations on
+ * that row and that weight row only, whatever the batch size, the tiling or the thread count.
+ * Variants (scalar, AVX2) are chosen once from cpuid, overridable with DSINFER_CPU. */
+#ifndef DS_KERNELS_KERNELS_H
+#define DS_KERNELS_KERNELS_H
+
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/threadpool.h"
+#include "tensor/tensor.h"
+
+typedef enum ds_cpu_level { DS_CPU_SCALAR, DS_CPU_AVX2 } ds_cpu_level;
+
+/* The kernel variant in use: the best the CPU supports, or DSINFER_CPU=scalar|avx2 (an
+ * unsupported or unknown value falls back to the best supported, with a warning on stderr). */
+ds_cpu_level ds_cpu_level_get(void);
+const char *ds_cpu_level_name(ds_cpu_level l);
+/* Forces a level (tests compare variants); returns -1 if the CPU lacks it. */
+int ds_cpu_level_set(ds_cpu_level l);
+
+/* Whether ds_matmul accepts weights of this type. */
+int ds_matmul_supports(ds_dtype t);
+
+/* y[r][o] = sum_i w[o][i] * x[r][i] for r < n_rows, o < w->shape[0], i < w->shape[1].
+ * w: 2-D weight of any supported type; x: f32, row stride w->shape[1]; y: f32, row stride
+ * ldy. Parallel over output rows. */
+void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, float *y, int64_t ldy);
+
+/* Row `row` of a 2-D tensor of any dequantizable type, as f32 (embedding lookup). */
+void ds_get_row(const ds_tensor *t, int64_t row, float *out);
+
+/* Plain f32 dot product in the fixed order of the active variant. */
+float ds_dot_f32(const float *a, const float *b, int n);
+
+/* out = x / sqrt(mean(x^2) + eps) * g, all f32, length n. */
+void ds_rmsnorm(float *out, const float *x, const float *g, int n, float eps);
+
+/* x = silu(gate) * up, in place on gate, length n. */
+void ds_swiglu(float *gate, const float *up, int n);
+
+#endif

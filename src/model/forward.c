@@ -1,0 +1,212 @@
+/* The dense decoder forward pass (Llama and Qwen2), batch-first:
+ *
+ *   x = embed(tokens)                                   (T, E)
+ *   for each layer:
+ *     h = rmsnorm(x)                                    (T, E)
+ *     q, k, v = h·Wq (+bq), h·Wk (+bk), h·Wv (+bv)      (T, H·D), (T, Hkv·D), (T, Hkv·D)
+ *     rope(q, k) at each token's position
+ *     k, v → paged cache at (sequence, position)
+ *     a = softmax(q·Kᵀ/√D over positions 0..pos)·V     (T, H·D)   per (token, head)
+ *     x += a·Wo
+ *     x += (silu(h'·Wg) ⊙ h'·Wu)·Wd  with h' = rmsnorm(x)
+ *   logits = rmsnorm(x)·Wout for the rows that want them
+ *
+ * Batch invariance: every matmul row and every attention (token, head) is computed by a
+ * fixed sequence of operations that depends only on that token's inputs and its sequence's
+ * cached K/V; nothing is split across threads or shared between tokens. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+struct ds_forward_ctx {
+    int max_tokens, max_ctx, n_threads_scratch;
+    float *x;       /* (T, E) residual stream */
+    float *h;       /* (T, E) normalized input of a sub-block */
+    float *q;       /* (T, H·D) */
+    float *k, *v;   /* (T, Hkv·D) */
+    float *att;     /* (T, H·D) attention output */
+    float *gate;    /* (T, F) */
+    float *up;      /* (T, F) */
+    float *cos_sin; /* (T, D/2, 2) rotary table per token */
+    float *scores;  /* (threads, max_ctx) */
+};
+
+ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max_ctx) {
+    const ds_hparams *hp = &m->hp;
+    ds_forward_ctx *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->max_tokens = max_tokens;
+    c->max_ctx = max_ctx;
+    c->n_threads_scratch = 256;
+    size_t T = (size_t)max_tokens, E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim,
+           KD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff;
+    c->x = malloc(T * E * sizeof(float));
+    c->h = malloc(T * E * sizeof(float));
+    c->q = malloc(T * QD * sizeof(float));
+    c->k = malloc(T * KD * sizeof(float));
+    c->v = malloc(T * KD * sizeof(float));
+    c->att = malloc(T * QD * sizeof(float));
+    c->gate = malloc(T * F * sizeof(float));
+    c->up = malloc(T * F * sizeof(float));
+    c->cos_sin = malloc(T * (size_t)hp->head_dim * sizeof(float));
+    c->scores = malloc((size_t)c->n_threads_scratch * (size_t)max_ctx * sizeof(float));
+    if (!c->x || !c->h || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->cos_sin || !c->scores) {
+        ds_forward_ctx_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void ds_forward_ctx_free(ds_forward_ctx *c) {
+    if (!c) return;
+    free(c->x);
+    free(c->h);
+    free(c->q);
+    free(c->k);
+    free(c->v);
+    free(c->att);
+    free(c->gate);
+    free(c->up);
+    free(c->cos_sin);
+    free(c->scores);
+    free(c);
+}
+
+/* Rotates each head of vec (n_heads × D) in place by the token's angles. */
+static void apply_rope(float *vec, int n_heads, int D, const float *cs, ds_rope_style style) {
+    const int half = D / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = vec + (size_t)h * (size_t)D;
+        for (int i = 0; i < half; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            int a = style == DS_ROPE_NEOX ? i : 2 * i;
+            int b = style == DS_ROPE_NEOX ? i + half : 2 * i + 1;
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x1 * c + x0 * s;
+        }
+    }
+}
+
+typedef struct attn_job {
+    const ds_model *m;
+    ds_forward_ctx *c;
+    const ds_kv_cache *kv;
+    const ds_batch *b;
+    int layer;
+} attn_job;
+
+/* One (token, head) pair: scores over positions 0..pos of its sequence in order, softmax,
+ * weighted sum of V in order. */
+static void attn_task(void *ctx, int task, int thread) {
+    const attn_job *j = ctx;
+    const ds_hparams *hp = &j->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int t = task / H, h = task % H, kvh = h / group;
+    const int pos = j->b->pos[t];
+    const int32_t *table = j->b->block_tables[j->b->seq[t]];
+    const float *q = j->c->q + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
+    float *scores = j->c->scores + (size_t)thread * (size_t)j->c->max_ctx;
+    const float scale = 1.0f / sqrtf((float)D);
+    float max = -INFINITY;
+    for (int p = 0; p <= pos; p++) {
+        const float *k = j->kv->k + ds_kv_offset(j->kv, j->layer, table, p) + (size_t)kvh * (size_t)D;
+        float s = ds_dot_f32(q, k, D) * scale;
+        scores[p] = s;
+        if (s > max) max = s;
+    }
+    float sum = 0.0f;
+    for (int p = 0; p <= pos; p++) {
+        scores[p] = expf(scores[p] - max);
+        sum += scores[p];
+    }
+    const float inv = 1.0f / sum;
+    float *out = j->c->att + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
+    memset(out, 0, sizeof(float) * (size_t)D);
+    for (int p = 0; p <= pos; p++) {
+        const float *v = j->kv->v + ds_kv_offset(j->kv, j->layer, table, p) + (size_t)kvh * (size_t)D;
+        const float w = scores[p] * inv;
+        for (int d = 0; d < D; d++) out[d] += w * v[d];
+    }
+}
+
+static int check_batch(const ds_model *m, const ds_forward_ctx *c, const ds_kv_cache *kv, const ds_batch *b, ds_err *err) {
+    if (b->n_tokens <= 0 || b->n_tokens > c->max_tokens)
+        return ds_errf(err, "batch of %d tokens (this context holds 1..%d)", b->n_tokens, c->max_tokens);
+    for (int i = 0; i < b->n_tokens; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= m->hp.n_vocab)
+            return ds_errf(err, "token id %d at batch position %d is outside the vocabulary (0..%d)",
+                           b->tokens[i], i, m->hp.n_vocab - 1);
+        if (b->seq[i] < 0 || b->seq[i] >= b->n_seqs) return ds_errf(err, "batch token %d: bad sequence index", i);
+        if (b->pos[i] < 0 || b->pos[i] >= c->max_ctx)
+            return ds_errf(err, "position %d is beyond the context size %d", b->pos[i], c->max_ctx);
+        if (b->pos[i] / kv->block_size >= b->block_counts[b->seq[i]])
+            return ds_errf(err, "position %d of sequence %d has no KV block", b->pos[i], b->seq[i]);
+    }
+    return 0;
+}
+
+int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *pool, const ds_batch *b,
+               float *logits, ds_err *err) {
+    if (check_batch(m, c, kv, b, err)) return -1;
+    if (ds_pool_size(pool) > c->n_threads_scratch) return ds_errf(err, "too many threads for this context");
+    const ds_hparams *hp = &m->hp;
+    const int T = b->n_tokens, E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff;
+    const int QD = H * D, KD = Hkv * D;
+
+    for (int t = 0; t < T; t++) {
+        ds_get_row(&m->tok_embd, b->tokens[t], c->x + (size_t)t * E);
+        /* HF computes the angle as float32 position × float32 inverse frequency. */
+        for (int i = 0; i < D / 2; i++) {
+            float angle = (float)b->pos[t] * m->rope_inv_freq[i];
+            c->cos_sin[(size_t)t * D + 2 * i] = cosf(angle);
+            c->cos_sin[(size_t)t * D + 2 * i + 1] = sinf(angle);
+        }
+    }
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ds_layer *L = &m->layers[l];
+        for (int t = 0; t < T; t++) ds_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
+        ds_matmul(pool, &L->wq, c->h, T, c->q, QD);
+        ds_matmul(pool, &L->wk, c->h, T, c->k, KD);
+        ds_matmul(pool, &L->wv, c->h, T, c->v, KD);
+        for (int t = 0; t < T; t++) {
+            float *q = c->q + (size_t)t * QD, *k = c->k + (size_t)t * KD, *v = c->v + (size_t)t * KD;
+            if (L->bq) {
+                for (int i = 0; i < QD; i++) q[i] += L->bq[i];
+                for (int i = 0; i < KD; i++) k[i] += L->bk[i];
+                for (int i = 0; i < KD; i++) v[i] += L->bv[i];
+            }
+            apply_rope(q, H, D, c->cos_sin + (size_t)t * D, hp->rope_style);
+            apply_rope(k, Hkv, D, c->cos_sin + (size_t)t * D, hp->rope_style);
+            const int32_t *table = b->block_tables[b->seq[t]];
+            size_t off = ds_kv_offset(kv, l, table, b->pos[t]);
+            memcpy(kv->k + off, k, sizeof(float) * (size_t)KD);
+            memcpy(kv->v + off, v, sizeof(float) * (size_t)KD);
+        }
+        attn_job aj = {.m = m, .c = c, .kv = kv, .b = b, .layer = l};
+        ds_pool_run(pool, T * H, attn_task, &aj);
+        ds_matmul(pool, &L->wo, c->att, T, c->h, E);
+        for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->h[i];
+
+        for (int t = 0; t < T; t++) ds_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, hp->rms_eps);
+        ds_matmul(pool, &L->w_gate, c->h, T, c->gate, F);
+        ds_matmul(pool, &L->w_up, c->h, T, c->up, F);
+        for (int t = 0; t < T; t++) ds_swiglu(c->gate + (size_t)t * F, c->up + (size_t)t * F, F);
+        ds_matmul(pool, &L->w_down, c->gate, T, c->h, E);
+        for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->h[i];
+    }
+
+    /* Final norm only for the rows that want logits, packed in batch order. */
+    int n_out = 0;
+    for (int t = 0; t < T; t++) {
+        if (b->want_logits && !b->want_logits[t]) continue;
+        ds_rmsnorm(c->h + (size_t)n_out * E, c->x + (size_t)t * E, m->out_norm, E, hp->rms_eps);
+        n_out++;
+    }
+    if (n_out > 0) ds_matmul(pool, &m->output, c->h, n_out, logits, hp->n_vocab);
+    return 0;
+}

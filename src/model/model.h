@@ -1,0 +1,120 @@
+/* What a model is: hyper-parameters, weights bound to tensors in mapped files, the token ids
+ * generation needs, and the forward pass over a batch of tokens from many sequences.
+ * Dense families only here (Llama and Qwen2 architectures, from Hugging Face directories or
+ * GGUF files); DeepSeek-V2/V3 (MLA + MoE) will be a second family behind the same API. */
+#ifndef DS_MODEL_MODEL_H
+#define DS_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/threadpool.h"
+#include "model/kv_cache.h"
+#include "tensor/tensor.h"
+
+typedef enum ds_arch { DS_ARCH_LLAMA, DS_ARCH_QWEN2 } ds_arch;
+
+/* How rotary embedding pairs dimensions: NEOX pairs j with j + d/2 (Hugging Face's
+ * rotate_half); NORM pairs 2j with 2j+1 (llama.cpp's Llama GGUFs, whose Q/K rows were
+ * permuted at conversion). */
+typedef enum ds_rope_style { DS_ROPE_NEOX, DS_ROPE_NORM } ds_rope_style;
+
+typedef enum ds_rope_scaling { DS_ROPE_SCALING_NONE, DS_ROPE_SCALING_LINEAR, DS_ROPE_SCALING_LLAMA3 } ds_rope_scaling;
+
+typedef struct ds_hparams {
+    ds_arch arch;
+    int n_vocab;        /* rows of the embedding / lm_head (may include padding rows) */
+    int n_embd;         /* hidden size */
+    int n_layer;
+    int n_head;
+    int n_head_kv;
+    int head_dim;
+    int n_ff;           /* MLP intermediate size */
+    int n_ctx_train;    /* max_position_embeddings / context_length */
+    float rms_eps;
+    float rope_theta;
+    ds_rope_style rope_style;
+    ds_rope_scaling rope_scaling;
+    float rope_factor;              /* linear and llama3 */
+    float rope_low_freq_factor;     /* llama3 */
+    float rope_high_freq_factor;    /* llama3 */
+    int rope_orig_ctx;              /* llama3: original_max_position_embeddings */
+    bool attn_bias;                 /* q/k/v biases (Qwen2) */
+} ds_hparams;
+
+typedef struct ds_layer {
+    float *attn_norm;               /* [n_embd], f32 copy */
+    ds_tensor wq, wk, wv, wo;       /* [n_head*head_dim, n_embd] ... [n_embd, n_head*head_dim] */
+    float *bq, *bk, *bv;            /* biases as f32 copies, NULL when absent */
+    float *ffn_norm;                /* [n_embd] */
+    ds_tensor w_gate, w_up, w_down; /* [n_ff, n_embd], [n_ff, n_embd], [n_embd, n_ff] */
+} ds_layer;
+
+typedef struct ds_sampling_defaults {
+    bool do_sample;
+    float temperature, top_p, min_p, repetition_penalty;
+    int top_k;
+} ds_sampling_defaults;
+
+typedef struct ds_model ds_model;
+
+struct ds_model {
+    char *path;
+    char *format;            /* "safetensors" or "gguf" */
+    char *arch_name;         /* as the file names it: "LlamaForCausalLM", "qwen2", ... */
+    ds_hparams hp;
+    ds_tensor tok_embd;      /* [n_vocab, n_embd] */
+    float *out_norm;         /* [n_embd] */
+    ds_tensor output;        /* [n_vocab, n_embd] (may alias tok_embd when tied) */
+    ds_layer *layers;        /* [n_layer] */
+    float *rope_inv_freq;    /* [head_dim/2] */
+
+    int bos_id;              /* -1 if none */
+    int eos_ids[8];          /* stop set (never contains BOS) */
+    int n_eos;
+    int n_vocab_tokens;      /* ids the tokenizer defines (rows ≥ this are padding); n_vocab if unknown */
+    bool has_tokenizer;      /* tokenizer files/metadata present */
+    ds_sampling_defaults sampling;
+
+    void *storage;           /* the mapped files, owned (format-specific) */
+    void (*free_storage)(void *storage);
+    float **owned;           /* f32 copies made at load, freed with the model */
+    int n_owned, cap_owned;
+};
+
+/* Loads a Hugging Face directory or a .gguf file. */
+int ds_model_load(const char *path, ds_model **out, ds_err *err);
+void ds_model_free(ds_model *m);
+
+/* Parameter count and weight bytes per dtype (bytes[t] for every ds_dtype t). */
+void ds_model_weight_stats(const ds_model *m, int64_t *n_params, uint64_t bytes[DS_DTYPE_COUNT]);
+
+/* A batch: n_tokens tokens, token i at position pos[i] of sequence seq[i]; a sequence's block
+ * table lists its KV blocks in position order. Every token's K/V is written to the cache;
+ * attention of token i covers positions 0..pos[i] of its sequence, so all earlier positions
+ * must already be in the cache or in this batch. Logits come out for tokens with
+ * want_logits[i] != 0 (all tokens if want_logits is NULL), in batch order. */
+typedef struct ds_batch {
+    int n_tokens;
+    const int32_t *tokens;
+    const int32_t *pos;
+    const int32_t *seq;
+    const uint8_t *want_logits;
+    int n_seqs;
+    const int32_t *const *block_tables; /* [n_seqs] */
+    const int32_t *block_counts;         /* [n_seqs] entries in each block table */
+} ds_batch;
+
+typedef struct ds_forward_ctx ds_forward_ctx;
+
+/* Scratch for forward passes of up to max_tokens tokens and contexts up to max_ctx. */
+ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max_ctx);
+void ds_forward_ctx_free(ds_forward_ctx *c);
+
+/* Runs the model on `batch`; writes n_logit_rows × n_vocab floats to logits. Fails only on
+ * invalid batches (ids out of range, positions beyond the context or the block tables). */
+int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *pool,
+               const ds_batch *batch, float *logits, ds_err *err);
+
+#endif
