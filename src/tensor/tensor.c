@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct dtype_info {
     const char *name;
@@ -26,6 +27,12 @@ static const dtype_info k_dtypes[DS_DTYPE_COUNT] = {
 
 const char *ds_dtype_name(ds_dtype t) {
     return (unsigned)t < DS_DTYPE_COUNT ? k_dtypes[t].name : "?";
+}
+
+int ds_dtype_from_name(const char *name) {
+    for (int t = 0; t < DS_DTYPE_COUNT; t++)
+        if (!strcasecmp(k_dtypes[t].name, name)) return t;
+    return -1;
 }
 
 int ds_dtype_block_elems(ds_dtype t) { return k_dtypes[t].block_elems; }

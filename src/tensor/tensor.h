@@ -52,6 +52,9 @@ typedef struct ds_tensor {
 /* Upper-case name as the formats spell it ("F32", "BF16", "Q4_0", "F8_E4M3"). */
 const char *ds_dtype_name(ds_dtype t);
 
+/* The dtype called `name` (case-insensitive, as ds_dtype_name spells it); -1 if none. */
+int ds_dtype_from_name(const char *name);
+
 /* Elements per block (1 for plain scalar types, 32 for Q8_0, 256 for K-quants). */
 int ds_dtype_block_elems(ds_dtype t);
 
