@@ -64,14 +64,15 @@ int cmd_info(int argc, char **argv) {
             if (bytes[t]) json_object_set_new(by_type, ds_dtype_name((ds_dtype)t), json_integer((json_int_t)bytes[t]));
         json_t *o = json_pack(
             "{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:s, s:I, s:o, s:I, s:I, s:I, "
-            "s:s, s:I, s:I}",
+            "s:s, s:I, s:I, s:I}",
             "path", path, "format", m->format, "architecture", m->arch_name, "family", family, "vocab_size",
             hp->n_vocab, "vocab_tokens", m->n_vocab_tokens, "hidden_size", hp->n_embd, "layers", hp->n_layer,
             "heads", hp->n_head, "kv_heads", hp->n_head_kv, "head_dim", hp->head_dim, "intermediate_size", hp->n_ff,
             "max_context", hp->n_ctx_train, "rope_theta", (double)hp->rope_theta, "rope_scaling",
             rope_scaling_name(hp->rope_scaling), "parameters", (json_int_t)n_params, "bytes_per_dtype", by_type,
             "weight_bytes", (json_int_t)total, "context", (json_int_t)ctx, "kv_bytes_per_token", (json_int_t)kv_token,
-            "kv_dtype", "F32", "kv_bytes", (json_int_t)kv_total, "total_bytes", (json_int_t)(total + kv_total));
+            "kv_dtype", "F32", "kv_bytes", (json_int_t)kv_total, "total_bytes", (json_int_t)(total + kv_total),
+            "decode_bytes_per_token", (json_int_t)ds_model_decode_bytes(m));
         char *text = o ? json_dumps(o, JSON_PRESERVE_ORDER) : NULL;
         if (!text) {
             fprintf(stderr, "dsinfer info: cannot encode JSON (is the path valid UTF-8?)\n");
@@ -96,6 +97,7 @@ int cmd_info(int argc, char **argv) {
             if (bytes[t])
                 printf("  %-8s %12llu bytes (%.1f MiB)\n", ds_dtype_name((ds_dtype)t), (unsigned long long)bytes[t],
                        (double)bytes[t] / (1 << 20));
+        printf("decode reads:   %.1f MiB of weights per token\n", (double)ds_model_decode_bytes(m) / (1 << 20));
         printf("KV cache:       %llu bytes per token (F32); %.1f MiB at context %lld\n", (unsigned long long)kv_token,
                (double)kv_total / (1 << 20), (long long)ctx);
         printf("memory:         %.1f MiB weights + %.1f MiB KV cache = %.1f MiB\n", (double)total / (1 << 20),

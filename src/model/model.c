@@ -168,3 +168,13 @@ void ds_model_weight_stats(const ds_model *m, int64_t *n_params, uint64_t bytes[
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) count(ws[i], n_params, bytes);
     }
 }
+
+uint64_t ds_model_decode_bytes(const ds_model *m) {
+    int64_t n_params;
+    uint64_t bytes[DS_DTYPE_COUNT], total = 0;
+    ds_model_weight_stats(m, &n_params, bytes);
+    for (int t = 0; t < DS_DTYPE_COUNT; t++) total += bytes[t];
+    const uint64_t emb = m->tok_embd.nbytes, row = emb / (uint64_t)m->tok_embd.shape[0];
+    /* A tied head reads the embedding as the output matrix anyway. */
+    return m->output.data == m->tok_embd.data ? total : total - emb + row;
+}

@@ -90,6 +90,10 @@ void ds_model_free(ds_model *m);
 /* Parameter count and weight bytes per dtype (bytes[t] for every ds_dtype t). */
 void ds_model_weight_stats(const ds_model *m, int64_t *n_params, uint64_t bytes[DS_DTYPE_COUNT]);
 
+/* Weight bytes one decode step reads: every layer weight, the output head, one embedding row
+ * (the quantity that bounds decode speed by memory bandwidth). */
+uint64_t ds_model_decode_bytes(const ds_model *m);
+
 /* A batch: n_tokens tokens, token i at position pos[i] of sequence seq[i]; a sequence's block
  * table lists its KV blocks in position order. Every token's K/V is written to the cache;
  * attention of token i covers positions 0..pos[i] of its sequence, so all earlier positions
