@@ -233,8 +233,8 @@ static int read_array(reader *r, gguf_kv *kv, ds_err *err) {
 
     kv->arr_data = r->data + r->pos;
     if (type != GGUF_STRING) {
-        const uint8_t *p;
-        return take(r, kv->arr_len * elem, &p, "array", err);
+        const uint8_t *elems;
+        return take(r, kv->arr_len * elem, &elems, "array", err);
     }
     for (uint64_t i = 0; i < kv->arr_len; i++) {
         gguf_str s;
@@ -269,32 +269,20 @@ static int cmp_names(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Sorts `names` and sets *dup to a name that occurs twice, or NULL. */
-static void find_duplicate(const char **names, size_t n, const char **dup) {
-    *dup = NULL;
-    qsort(names, n, sizeof *names, cmp_names);
-    for (size_t i = 1; i < n && !*dup; i++)
-        if (strcmp(names[i - 1], names[i]) == 0) *dup = names[i];
-}
-
-static int check_unique_keys(const gguf_file *f, ds_err *err) {
-    const char **names = malloc((f->n_kv ? f->n_kv : 1) * sizeof *names);
-    if (!names) return ds_errf(err, "out of memory");
-    for (uint64_t i = 0; i < f->n_kv; i++) names[i] = f->kv[i].key;
-    const char *dup;
-    find_duplicate(names, f->n_kv, &dup);
-    int rc = dup ? ds_errf(err, "key '%s' appears more than once", dup) : 0;
-    free(names);
-    return rc;
-}
-
-static int check_unique_tensor_names(const gguf_file *f, ds_err *err) {
-    const char **names = malloc((f->n_tensors ? f->n_tensors : 1) * sizeof *names);
-    if (!names) return ds_errf(err, "out of memory");
-    for (uint64_t i = 0; i < f->n_tensors; i++) names[i] = f->tensors[i].name;
-    const char *dup;
-    find_duplicate(names, f->n_tensors, &dup);
-    int rc = dup ? ds_errf(err, "tensor '%s' appears more than once", dup) : 0;
+/* Fails if two of `n` names are equal. The names are the string-pointer fields that lie every
+ * `stride` bytes from `first` (one field of each struct in an array, e.g. &kv[0].key); `what`
+ * is "key" or "tensor". Sorting a copy of the pointers keeps this O(n log n). */
+static int check_unique(const void *first, size_t stride, uint64_t n, const char *what,
+                        ds_err *err) {
+    const char **names = malloc((size_t)(n ? n : 1) * sizeof *names);
+    if (!names) return ds_errf(err, "out of memory checking %" PRIu64 " names", n);
+    for (uint64_t i = 0; i < n; i++)
+        memcpy(&names[i], (const char *)first + i * stride, sizeof names[i]);
+    qsort(names, (size_t)n, sizeof *names, cmp_names);
+    int rc = 0;
+    for (uint64_t i = 1; i < n && rc == 0; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            rc = ds_errf(err, "%s '%s' appears more than once", what, names[i]);
     free(names);
     return rc;
 }
@@ -305,7 +293,7 @@ static int read_kvs(reader *r, gguf_file *f, uint64_t n_kv, ds_err *err) {
     /* n_kv counts the entry being read, so gguf_close frees a partly read one */
     int rc = 0;
     for (; rc == 0 && f->n_kv < n_kv; f->n_kv++) rc = read_kv(r, f->n_kv, &f->kv[f->n_kv], err);
-    return rc == 0 ? check_unique_keys(f, err) : -1;
+    return rc == 0 ? check_unique(&f->kv[0].key, sizeof *f->kv, f->n_kv, "key", err) : -1;
 }
 
 /* general.alignment: a UINT32, nonzero power of two; 32 when absent. */
@@ -344,15 +332,17 @@ static int read_shape(reader *r, ds_tensor *t, ds_err *err) {
         return ds_errf(err, "n_dims = %" PRIu32 "; dsinfer supports at most %d", n_dims,
                        DS_MAX_DIMS);
     t->ndim = (int)n_dims;
-    int64_t nelems = 1;
+    /* The product of the nonzero dimensions must fit, so that no partial product of the shape
+     * (in any order, as later code may compute strides) overflows even when one is 0. */
+    int64_t nonzero = 1;
     for (uint32_t i = 0; i < n_dims; i++) {
         uint64_t ne;
         if (rd_u64(r, &ne, "ne[]", err) != 0) return -1;
         if (ne > INT64_MAX)
             return ds_errf(err, "ne[%" PRIu32 "] = %" PRIu64 " is out of range", i, ne);
-        if (ne != 0 && nelems > INT64_MAX / (int64_t)ne)
+        if (ne != 0 && nonzero > INT64_MAX / (int64_t)ne)
             return ds_errf(err, "element count overflows at ne[%" PRIu32 "]", i);
-        nelems *= (int64_t)ne;
+        if (ne != 0) nonzero *= (int64_t)ne;
         t->shape[n_dims - 1 - i] = (int64_t)ne;
     }
     return 0;
@@ -408,7 +398,8 @@ static int read_tensors(reader *r, gguf_file *f, uint64_t n_tensors, ds_err *err
     for (; rc == 0 && f->n_tensors < n_tensors; f->n_tensors++)
         rc = read_tensor_info(r, f->n_tensors, &f->tensors[f->n_tensors], &offsets[f->n_tensors],
                               err);
-    if (rc == 0) rc = check_unique_tensor_names(f, err);
+    if (rc == 0)
+        rc = check_unique(&f->tensors[0].name, sizeof *f->tensors, f->n_tensors, "tensor", err);
 
     /* The data section starts at the first aligned offset after the infos. For files without
      * tensors (vocab-only files) it may lie past the end of the file; nothing reads it then. */

@@ -19,6 +19,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,23 +27,13 @@
 /* Real headers are a few hundred KB at most; anything bigger is not a weight file. */
 #define ST_MAX_HEADER ((uint64_t)100 * 1024 * 1024)
 
-static const struct {
-    const char *name;
-    ds_dtype type;
-} k_st_dtypes[] = {
-    {"F64", DS_F64},   {"F32", DS_F32}, {"F16", DS_F16}, {"BF16", DS_BF16},
-    {"I64", DS_I64},   {"I32", DS_I32}, {"I16", DS_I16}, {"I8", DS_I8},
-    {"U8", DS_U8},     {"BOOL", DS_BOOL}, {"F8_E4M3", DS_F8_E4M3}, {"F8_E5M2", DS_F8_E5M2},
-};
-
+/* safetensors dtype names are ds_dtype's names of the plain (unblocked) types, upper case. */
 static int dtype_from_name(const char *name, ds_dtype *out) {
-    for (size_t i = 0; i < sizeof k_st_dtypes / sizeof k_st_dtypes[0]; i++) {
-        if (strcmp(k_st_dtypes[i].name, name) == 0) {
-            *out = k_st_dtypes[i].type;
-            return 0;
-        }
-    }
-    return -1;
+    int t = ds_dtype_from_name(name);
+    if (t < 0 || ds_dtype_block_elems((ds_dtype)t) != 1 || strcmp(ds_dtype_name((ds_dtype)t), name))
+        return -1;
+    *out = (ds_dtype)t;
+    return 0;
 }
 
 static uint64_t rd_le64(const uint8_t *p) {
@@ -76,18 +67,26 @@ static int parse_shape(const json_t *shape, ds_tensor *t, ds_err *err) {
     return 0;
 }
 
-/* Element count of t's shape, failing on int64 overflow. */
+/* Element count of t's shape. Fails when the product of the nonzero dimensions overflows
+ * int64, so that no partial product of the shape (in any order, as later code may compute
+ * strides) overflows even when one dimension is 0. */
 static int shape_nelems(const ds_tensor *t, int64_t *out, ds_err *err) {
-    int64_t n = 1;
+    int64_t nonzero = 1;
+    bool has_zero = false;
     for (int i = 0; i < t->ndim; i++) {
-        if (t->shape[i] != 0 && n > INT64_MAX / t->shape[i]) {
+        int64_t d = t->shape[i];
+        if (d == 0) {
+            has_zero = true;
+            continue;
+        }
+        if (nonzero > INT64_MAX / d) {
             char shp[128];
             format_shape(t, shp, sizeof shp);
             return ds_errf(err, "shape %s has too many elements", shp);
         }
-        n *= t->shape[i];
+        nonzero *= d;
     }
-    *out = n;
+    *out = has_zero ? 0 : nonzero;
     return 0;
 }
 
@@ -135,8 +134,8 @@ static int parse_entry(const json_t *info, const uint8_t *data, uint64_t data_si
     if (end - begin != need) {
         char shp[128];
         format_shape(t, shp, sizeof shp);
-        return ds_errf(err, "data_offsets [%" PRIu64 ", %" PRIu64 "] but %s shape %s needs %zu bytes",
-                       begin, end, dtype, shp, need);
+        return ds_errf(err, "data_offsets [%" PRIu64 ", %" PRIu64 "] but %s shape %s needs %zu "
+                       "bytes", begin, end, dtype, shp, need);
     }
     t->data = data + begin;
     t->nbytes = need;
@@ -169,8 +168,8 @@ static int check_overlaps(const st_file *f, const uint8_t *data, ds_err *err) {
         if (prev) {
             size_t pb = offset_of(prev, data), pe = pb + prev->nbytes;
             if (pe > begin)
-                return ds_errf(err, "tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s' [%zu, %zu]",
-                               t->name, begin, begin + t->nbytes, prev->name, pb, pe);
+                return ds_errf(err, "tensor '%s': data_offsets [%zu, %zu] overlap tensor '%s' "
+                               "[%zu, %zu]", t->name, begin, begin + t->nbytes, prev->name, pb, pe);
         }
         prev = t;
     }
@@ -201,7 +200,8 @@ static int parse_tensors(json_t *root, const uint8_t *data, uint64_t data_size, 
 
 /* st_parse without the label prefix on errors. */
 static int parse(const uint8_t *data, size_t size, st_file *out, ds_err *err) {
-    if (size < 8) return ds_errf(err, "file is %zu bytes, too short for the 8-byte header length", size);
+    if (size < 8)
+        return ds_errf(err, "file is %zu bytes, too short for the 8-byte header length", size);
     uint64_t hlen = rd_le64(data);
     if (hlen > size - 8)
         return ds_errf(err, "header length %" PRIu64 " runs past the end of the file (%zu bytes)",
@@ -215,13 +215,10 @@ static int parse(const uint8_t *data, size_t size, st_file *out, ds_err *err) {
     if (!root)
         return ds_errf(err, "header JSON: %s (line %d, column %d)", jerr.text, jerr.line,
                        jerr.column);
-    int rc;
-    if (!json_is_object(root))
-        rc = ds_errf(err, "header JSON is not an object");
-    else if (json_object_size(root) > (size_t)INT32_MAX)
-        rc = ds_errf(err, "header has too many tensors");
-    else
-        rc = parse_tensors(root, data + 8 + hlen, size - 8 - hlen, out, err);
+    /* (the header limit keeps the entry count far below INT_MAX, so n_tensors cannot wrap) */
+    int rc = json_is_object(root)
+                 ? parse_tensors(root, data + 8 + hlen, size - 8 - hlen, out, err)
+                 : ds_errf(err, "header JSON is not an object");
     json_decref(root);
     return rc;
 }
