@@ -54,9 +54,10 @@ int cmd_info(int argc, char **argv) {
     uint64_t bytes[DS_DTYPE_COUNT], total = 0;
     ds_model_weight_stats(m, &n_params, bytes);
     for (int t = 0; t < DS_DTYPE_COUNT; t++) total += bytes[t];
-    const int kv_width = hp->n_head_kv * hp->head_dim;
-    const uint64_t kv_token = 2ull * (uint64_t)hp->n_layer * (uint64_t)kv_width * sizeof(float);
-    const uint64_t kv_total = ds_kv_bytes(hp->n_layer, kv_width, KV_BLOCK, ctx);
+    int wk, wv;
+    ds_model_kv_widths(m, &wk, &wv);
+    const uint64_t kv_token = (uint64_t)hp->n_layer * (uint64_t)(wk + wv) * sizeof(float);
+    const uint64_t kv_total = ds_kv_bytes(hp->n_layer, wk, wv, KV_BLOCK, ctx);
     const char *family = hp->arch == DS_ARCH_QWEN2 ? "qwen2" : "llama";
     if (json) {
         json_t *by_type = json_object();

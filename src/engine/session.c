@@ -13,7 +13,9 @@ int ds_session_init(ds_session *s, const ds_model *m, ds_pool *pool, int n_ctx, 
     s->chunk = chunk;
     const ds_hparams *hp = &m->hp;
     int n_blocks = (n_ctx + KV_BLOCK_SIZE - 1) / KV_BLOCK_SIZE;
-    if (ds_kv_create(&s->kv, hp->n_layer, hp->n_head_kv * hp->head_dim, KV_BLOCK_SIZE, n_blocks, err)) return -1;
+    int wk, wv;
+    ds_model_kv_widths(m, &wk, &wv);
+    if (ds_kv_create(&s->kv, hp->n_layer, wk, wv, KV_BLOCK_SIZE, n_blocks, err)) return -1;
     s->fwd = ds_forward_ctx_create(m, chunk, n_ctx);
     s->logits = malloc(sizeof(float) * (size_t)hp->n_vocab);
     if (!s->fwd || !s->logits) {

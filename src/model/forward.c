@@ -113,7 +113,7 @@ static void attn_task(void *ctx, int task, int thread) {
     const float scale = 1.0f / sqrtf((float)D);
     float max = -INFINITY;
     for (int p = 0; p <= pos; p++) {
-        const float *k = j->kv->k + ds_kv_offset(j->kv, j->layer, table, p) + (size_t)kvh * (size_t)D;
+        const float *k = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)j->kv->width_k + (size_t)kvh * (size_t)D;
         float s = ds_dot_f32(q, k, D) * scale;
         scores[p] = s;
         if (s > max) max = s;
@@ -127,7 +127,7 @@ static void attn_task(void *ctx, int task, int thread) {
     float *out = j->c->att + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
     memset(out, 0, sizeof(float) * (size_t)D);
     for (int p = 0; p <= pos; p++) {
-        const float *v = j->kv->v + ds_kv_offset(j->kv, j->layer, table, p) + (size_t)kvh * (size_t)D;
+        const float *v = j->kv->v + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)j->kv->width_v + (size_t)kvh * (size_t)D;
         const float w = scores[p] * inv;
         for (int d = 0; d < D; d++) out[d] += w * v[d];
     }
@@ -183,9 +183,9 @@ int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *p
             apply_rope(q, H, D, c->cos_sin + (size_t)t * D, hp->rope_style);
             apply_rope(k, Hkv, D, c->cos_sin + (size_t)t * D, hp->rope_style);
             const int32_t *table = b->block_tables[b->seq[t]];
-            size_t off = ds_kv_offset(kv, l, table, b->pos[t]);
-            memcpy(kv->k + off, k, sizeof(float) * (size_t)KD);
-            memcpy(kv->v + off, v, sizeof(float) * (size_t)KD);
+            size_t slot = ds_kv_slot(kv, l, table, b->pos[t]);
+            memcpy(kv->k + slot * (size_t)KD, k, sizeof(float) * (size_t)KD);
+            memcpy(kv->v + slot * (size_t)KD, v, sizeof(float) * (size_t)KD);
         }
         attn_job aj = {.m = m, .c = c, .kv = kv, .b = b, .layer = l};
         ds_pool_run(pool, T * H, attn_task, &aj);

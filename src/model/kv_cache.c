@@ -2,28 +2,30 @@
 
 #include <stdlib.h>
 
-uint64_t ds_kv_bytes(int n_layer, int width, int block_size, int64_t n_tokens) {
+uint64_t ds_kv_bytes(int n_layer, int width_k, int width_v, int block_size, int64_t n_tokens) {
     uint64_t blocks = (uint64_t)((n_tokens + block_size - 1) / block_size);
-    return 2ull * (uint64_t)n_layer * blocks * (uint64_t)block_size * (uint64_t)width * sizeof(float);
+    return (uint64_t)n_layer * blocks * (uint64_t)block_size * (uint64_t)(width_k + width_v) * sizeof(float);
 }
 
-int ds_kv_create(ds_kv_cache **out, int n_layer, int width, int block_size, int n_blocks, ds_err *err) {
+int ds_kv_create(ds_kv_cache **out, int n_layer, int width_k, int width_v, int block_size, int n_blocks,
+                 ds_err *err) {
     *out = NULL;
     ds_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return ds_errf(err, "out of memory for the KV cache");
     kv->n_layer = n_layer;
-    kv->width = width;
+    kv->width_k = width_k;
+    kv->width_v = width_v;
     kv->block_size = block_size;
     kv->n_blocks = n_blocks;
-    size_t n = (size_t)n_layer * (size_t)n_blocks * (size_t)block_size * (size_t)width;
-    kv->k = malloc(n * sizeof(float));
-    kv->v = malloc(n * sizeof(float));
+    size_t slots = (size_t)n_layer * (size_t)n_blocks * (size_t)block_size;
+    kv->k = malloc(slots * (size_t)width_k * sizeof(float));
+    kv->v = width_v ? malloc(slots * (size_t)width_v * sizeof(float)) : NULL;
     kv->refcount = calloc((size_t)n_blocks, sizeof *kv->refcount);
     kv->free_ids = malloc((size_t)n_blocks * sizeof *kv->free_ids);
-    if (!kv->k || !kv->v || !kv->refcount || !kv->free_ids) {
+    if (!kv->k || (width_v && !kv->v) || !kv->refcount || !kv->free_ids) {
         ds_kv_free(kv);
-        return ds_errf(err, "out of memory for a KV cache of %d blocks × %d positions (%.1f MiB)",
-                       n_blocks, block_size, 2.0 * (double)n * sizeof(float) / (1 << 20));
+        return ds_errf(err, "out of memory for a KV cache of %d blocks × %d positions (%.1f MiB)", n_blocks,
+                       block_size, (double)slots * (width_k + width_v) * sizeof(float) / (1 << 20));
     }
     /* Hand out low block ids first. */
     for (int i = 0; i < n_blocks; i++) kv->free_ids[i] = n_blocks - 1 - i;

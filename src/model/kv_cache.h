@@ -13,10 +13,12 @@
 
 typedef struct ds_kv_cache {
     int n_layer;
-    int width;          /* values per position per layer for K (and for V): n_head_kv*head_dim */
+    int width_k;        /* values per position per layer in k: n_head_kv*head_dim, or MLA's latent + rope key */
+    int width_v;        /* values per position per layer in v (0 for MLA, whose V is the latent) */
     int block_size;     /* positions per block */
     int n_blocks;
-    float *k, *v;       /* [n_layer][n_blocks][block_size][width] each */
+    float *k;           /* [n_layer][n_blocks][block_size][width_k] */
+    float *v;           /* [n_layer][n_blocks][block_size][width_v], NULL when width_v is 0 */
     int32_t *refcount;  /* [n_blocks] */
     int32_t *free_ids;  /* stack of free block ids */
     int n_free;
@@ -28,11 +30,12 @@ typedef struct ds_kv_seq {
     int n_blocks, cap;
 } ds_kv_seq;
 
-int ds_kv_create(ds_kv_cache **out, int n_layer, int width, int block_size, int n_blocks, ds_err *err);
+int ds_kv_create(ds_kv_cache **out, int n_layer, int width_k, int width_v, int block_size, int n_blocks,
+                 ds_err *err);
 void ds_kv_free(ds_kv_cache *kv);
 
 /* Bytes a cache of n_tokens positions needs (rounded up to whole blocks). */
-uint64_t ds_kv_bytes(int n_layer, int width, int block_size, int64_t n_tokens);
+uint64_t ds_kv_bytes(int n_layer, int width_k, int width_v, int block_size, int64_t n_tokens);
 
 /* Takes a free block with refcount 1; -1 when the pool is exhausted. */
 int32_t ds_kv_alloc_block(ds_kv_cache *kv);
@@ -46,11 +49,11 @@ int ds_kv_seq_reserve(ds_kv_cache *kv, ds_kv_seq *s, int n_positions, ds_err *er
 /* Releases every block of the sequence and empties its table. */
 void ds_kv_seq_release(ds_kv_cache *kv, ds_kv_seq *s);
 
-/* Where position `pos` of a sequence with block table `table` lives, for layer `layer`. */
-static inline size_t ds_kv_offset(const ds_kv_cache *kv, int layer, const int32_t *table, int pos) {
+/* The slot where position `pos` of a sequence with block table `table` lives, for layer
+ * `layer`: its K values start at k + slot·width_k, its V values at v + slot·width_v. */
+static inline size_t ds_kv_slot(const ds_kv_cache *kv, int layer, const int32_t *table, int pos) {
     size_t block = (size_t)table[pos / kv->block_size];
-    return (((size_t)layer * (size_t)kv->n_blocks + block) * (size_t)kv->block_size +
-            (size_t)(pos % kv->block_size)) * (size_t)kv->width;
+    return ((size_t)layer * (size_t)kv->n_blocks + block) * (size_t)kv->block_size + (size_t)(pos % kv->block_size);
 }
 
 #endif

@@ -178,3 +178,7 @@ uint64_t ds_model_decode_bytes(const ds_model *m) {
     /* A tied head reads the embedding as the output matrix anyway. */
     return m->output.data == m->tok_embd.data ? total : total - emb + row;
 }
+
+void ds_model_kv_widths(const ds_model *m, int *width_k, int *width_v) {
+    *width_k = *width_v = m->hp.n_head_kv * m->hp.head_dim;
+}

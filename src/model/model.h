@@ -90,6 +90,9 @@ void ds_model_free(ds_model *m);
 /* Parameter count and weight bytes per dtype (bytes[t] for every ds_dtype t). */
 void ds_model_weight_stats(const ds_model *m, int64_t *n_params, uint64_t bytes[DS_DTYPE_COUNT]);
 
+/* Values per position per layer the KV cache keeps for this model, in K and in V. */
+void ds_model_kv_widths(const ds_model *m, int *width_k, int *width_v);
+
 /* Weight bytes one decode step reads: every layer weight, the output head, one embedding row
  * (the quantity that bounds decode speed by memory bandwidth). */
 uint64_t ds_model_decode_bytes(const ds_model *m);

@@ -75,7 +75,9 @@ static void test_two_sequences_in_one_batch(void **state) {
     ds_pool *pool = ds_pool_create(2);
     ds_kv_cache *kv;
     ds_err err = {0};
-    assert_int_equal(ds_kv_create(&kv, g_model->hp.n_layer, g_model->hp.n_head_kv * g_model->hp.head_dim, 4, 16, &err), 0);
+    int wk, wv;
+    ds_model_kv_widths(g_model, &wk, &wv);
+    assert_int_equal(ds_kv_create(&kv, g_model->hp.n_layer, wk, wv, 4, 16, &err), 0);
     ds_kv_seq sa = {0}, sb = {0};
     /* Interleave the block allocation too, so the two tables are not contiguous. */
     for (int n = 4; n <= 12; n += 4) {

@@ -1,0 +1,65 @@
+"""Real weights from PyPI packages (tools/fetch-models; docs/models.md), checked against Hugging
+Face transformers running the same GGUF dequantized to float32 (tests/fixtures/real, made by
+tools/gen_real_reference.py)."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, REPO, dsinfer
+
+
+def fetch(name):
+    """Path of a verified real model; fetched on first use (CI fetches only small ones)."""
+    proc = subprocess.run([str(REPO / "tools" / "fetch-models"), name], capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"fetch-models {name} failed:\n{proc.stderr}")
+        pytest.skip(f"fetch-models {name} failed (offline?): {proc.stderr.strip()[-300:]}")
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return fetch("smollm2"), json.loads((FIXTURES / "real" / "smollm2" / "ref.json").read_text())
+
+
+def test_smollm2_greedy_matches_transformers(smollm2):
+    model, ref = smollm2
+    prompt = ref["prompt_ids"]
+    proc = dsinfer("run", "-m", model, "--prompt-ids", ",".join(map(str, prompt)), "-n", ref["n_new"], "--ids",
+                   "--temp", "0", "--ignore-eos")
+    got = [int(x) for x in proc.stdout.split()][len(prompt):]
+    # Equal up to the reference's first step with a top-2 margin ≤ 1e-3.
+    limit = next((i + 1 for i, m in enumerate(ref["greedy_margins"]) if m <= 1e-3), len(got))
+    assert got[:limit] == ref["greedy_ids"][:limit]
+
+
+def test_smollm2_teacher_forced_logits_match_transformers(smollm2, tmp_path):
+    model, ref = smollm2
+    ids = ref["prompt_ids"] + ref["greedy_ids"]
+    out = tmp_path / "l.f32"
+    dsinfer("logits", "-m", model, "--prompt-ids", ",".join(map(str, ids)), "-o", out)
+    ours = np.fromfile(out, dtype="<f4").reshape(len(ids), -1)
+    worst = 0.0
+    for pos in ref["positions"]:
+        row = ours[pos["pos"]]
+        top = pos["top"]
+        # our top-1 is the reference's top-1 (unless the reference itself has a near-tie)
+        if top[0][1] - top[1][1] > 1e-3:
+            assert int(np.argmax(row)) == top[0][0], f"position {pos['pos']}"
+        for tok, logit in top:
+            worst = max(worst, abs(row[tok] - logit) / pos["max_abs_logit"])
+    # The reference runs in float32 with another summation order; the stored logits are
+    # rounded to 1e-5.
+    assert worst <= 1e-4, worst
+
+
+def test_smollm2_info(smollm2):
+    model, _ = smollm2
+    info = json.loads(dsinfer("info", model, "--json").stdout)
+    assert info["architecture"] == "llama" and info["layers"] == 30 and info["kv_heads"] == 3
+    assert set(info["bytes_per_dtype"]) == {"F32", "Q4_1", "Q8_0"}
+    assert 134_000_000 < info["parameters"] < 135_000_000
