@@ -12,118 +12,6 @@
 #include "format/safetensors.h"
 #include "model/model_internal.h"
 
-typedef struct hf_storage {
-    int n_files;
-    st_file *files;
-    char **names; /* file names (relative), for messages */
-} hf_storage;
-
-static void hf_storage_free(void *p) {
-    hf_storage *s = p;
-    if (!s) return;
-    for (int i = 0; i < s->n_files; i++) {
-        st_close(&s->files[i]);
-        free(s->names[i]);
-    }
-    free(s->files);
-    free(s->names);
-    free(s);
-}
-
-static int path_join(char *out, size_t cap, const char *dir, const char *name, ds_err *err) {
-    if ((size_t)snprintf(out, cap, "%s/%s", dir, name) >= cap) return ds_errf(err, "%s/%s: path too long", dir, name);
-    return 0;
-}
-
-static int add_shard(hf_storage *s, const char *dir, const char *name, ds_err *err) {
-    for (int i = 0; i < s->n_files; i++)
-        if (!strcmp(s->names[i], name)) return 0;
-    if (strchr(name, '/') || !strcmp(name, "..") || !*name)
-        return ds_errf(err, "%s/model.safetensors.index.json: shard name '%s' must be a plain file name", dir, name);
-    char path[PATH_MAX];
-    if (path_join(path, sizeof path, dir, name, err)) return -1;
-    st_file *files = realloc(s->files, sizeof *files * (size_t)(s->n_files + 1));
-    if (!files) return ds_errf(err, "out of memory");
-    s->files = files;
-    char **names = realloc(s->names, sizeof *names * (size_t)(s->n_files + 1));
-    if (!names) return ds_errf(err, "out of memory");
-    s->names = names;
-    if (st_open(path, &s->files[s->n_files], err)) return -1;
-    s->names[s->n_files++] = strdup(name);
-    return 0;
-}
-
-static const ds_tensor *hf_find(const hf_storage *s, const char *name) {
-    for (int i = 0; i < s->n_files; i++) {
-        const ds_tensor *t = st_find(&s->files[i], name);
-        if (t) return t;
-    }
-    return NULL;
-}
-
-/* Opens model.safetensors, or every shard of model.safetensors.index.json, checking that each
- * tensor the index lists is in the file it names. */
-static int open_weights(const char *dir, hf_storage *s, ds_err *err) {
-    char path[PATH_MAX];
-    if (path_join(path, sizeof path, dir, "model.safetensors.index.json", err)) return -1;
-    json_t *idx;
-    int rc = ds_json_load_file(path, true, &idx, err);
-    if (rc < 0) return -1;
-    if (rc == 0) {
-        if (path_join(path, sizeof path, dir, "model.safetensors", err)) return -1;
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            return ds_errf(err, "%s: no model.safetensors or model.safetensors.index.json (legacy "
-                           "pytorch_model.bin checkpoints are not supported yet)", dir);
-        fclose(f);
-        return add_shard(s, dir, "model.safetensors", err);
-    }
-    json_t *map = json_object_get(idx, "weight_map");
-    if (!json_is_object(map)) {
-        json_decref(idx);
-        return ds_errf(err, "%s: field 'weight_map' must be an object", path);
-    }
-    const char *tensor;
-    json_t *file;
-    json_object_foreach(map, tensor, file) {
-        if (!json_is_string(file)) {
-            json_decref(idx);
-            return ds_errf(err, "%s: weight_map entry '%s' must be a file name", path, tensor);
-        }
-        if (add_shard(s, dir, json_string_value(file), err)) {
-            json_decref(idx);
-            return -1;
-        }
-        for (int i = 0; i < s->n_files; i++) {
-            if (strcmp(s->names[i], json_string_value(file)) != 0) continue;
-            if (!st_find(&s->files[i], tensor)) {
-                ds_errf(err, "%s: lists tensor '%s' in %s, which does not contain it", path, tensor, s->names[i]);
-                json_decref(idx);
-                return -1;
-            }
-        }
-    }
-    json_decref(idx);
-    if (s->n_files == 0) return ds_errf(err, "%s: weight_map is empty", path);
-    return 0;
-}
-
-static int bind_weight(const hf_storage *s, const char *dir, const char *name, int64_t rows, int64_t cols,
-                       ds_tensor *out, ds_err *err) {
-    const ds_tensor *t = hf_find(s, name);
-    if (!t) return ds_errf(err, "%s: missing tensor '%s'", dir, name);
-    *out = *t;
-    return ds_check_weight(t, rows, cols, dir, err);
-}
-
-static int bind_vector(ds_model *m, const hf_storage *s, const char *dir, const char *name, int64_t n,
-                       float **out, ds_err *err) {
-    const ds_tensor *t = hf_find(s, name);
-    if (!t) return ds_errf(err, "%s: missing tensor '%s'", dir, name);
-    if (ds_model_own_f32(m, t, n, out, err)) return ds_err_wrap(err, "%s", dir);
-    return 0;
-}
-
 static int read_rope_scaling(const json_t *cfg, const char *file, ds_hparams *hp, ds_err *err) {
     /* transformers ≥ 5 writes rope_parameters (with rope_theta inside); older versions
      * rope_scaling. */
@@ -169,7 +57,7 @@ static int read_rope_scaling(const json_t *cfg, const char *file, ds_hparams *hp
 
 static int read_config(const char *dir, ds_model *m, bool *tied, json_t **cfg_out, ds_err *err) {
     char path[PATH_MAX];
-    if (path_join(path, sizeof path, dir, "config.json", err)) return -1;
+    if (hf_path_join(path, sizeof path, dir, "config.json", err)) return -1;
     json_t *cfg;
     if (ds_json_load_file(path, false, &cfg, err) < 0) return -1;
     *cfg_out = cfg;
@@ -300,9 +188,9 @@ static int read_sampling(ds_model *m, const json_t *gen, const char *file, ds_er
 
 static int read_generation_info(const char *dir, ds_model *m, const json_t *cfg, ds_err *err) {
     char gen_path[PATH_MAX], tc_path[PATH_MAX], tok_path[PATH_MAX];
-    if (path_join(gen_path, sizeof gen_path, dir, "generation_config.json", err) ||
-        path_join(tc_path, sizeof tc_path, dir, "tokenizer_config.json", err) ||
-        path_join(tok_path, sizeof tok_path, dir, "tokenizer.json", err))
+    if (hf_path_join(gen_path, sizeof gen_path, dir, "generation_config.json", err) ||
+        hf_path_join(tc_path, sizeof tc_path, dir, "tokenizer_config.json", err) ||
+        hf_path_join(tok_path, sizeof tok_path, dir, "tokenizer.json", err))
         return -1;
     json_t *gen = NULL, *tc = NULL, *tok = NULL;
     int rc = -1;
@@ -346,13 +234,13 @@ int ds_load_hf_dir(const char *dir, ds_model *m, ds_err *err) {
     }
     m->storage = s;
     m->free_storage = hf_storage_free;
-    if (open_weights(dir, s, err)) goto done;
+    if (hf_open_weights(dir, s, err)) goto done;
     ds_hparams *hp = &m->hp;
     const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    if (bind_weight(s, dir, "model.embed_tokens.weight", hp->n_vocab, E, &m->tok_embd, err)) goto done;
-    if (bind_vector(m, s, dir, "model.norm.weight", E, &m->out_norm, err)) goto done;
+    if (hf_bind_weight(m, s, dir, "model.embed_tokens.weight", hp->n_vocab, E, &m->tok_embd, err)) goto done;
+    if (hf_bind_vector(m, s, dir, "model.norm.weight", E, &m->out_norm, err)) goto done;
     if (hf_find(s, "lm_head.weight") || !tied) {
-        if (bind_weight(s, dir, "lm_head.weight", hp->n_vocab, E, &m->output, err)) goto done;
+        if (hf_bind_weight(m, s, dir, "lm_head.weight", hp->n_vocab, E, &m->output, err)) goto done;
     } else {
         m->output = m->tok_embd;
     }
@@ -365,20 +253,20 @@ int ds_load_hf_dir(const char *dir, ds_model *m, ds_err *err) {
         ds_layer *L = &m->layers[l];
         char n[160];
 #define NAME(fmt) (snprintf(n, sizeof n, "model.layers.%d." fmt, l), n)
-        if (bind_vector(m, s, dir, NAME("input_layernorm.weight"), E, &L->attn_norm, err) ||
-            bind_vector(m, s, dir, NAME("post_attention_layernorm.weight"), E, &L->ffn_norm, err) ||
-            bind_weight(s, dir, NAME("self_attn.q_proj.weight"), Q, E, &L->wq, err) ||
-            bind_weight(s, dir, NAME("self_attn.k_proj.weight"), KV, E, &L->wk, err) ||
-            bind_weight(s, dir, NAME("self_attn.v_proj.weight"), KV, E, &L->wv, err) ||
-            bind_weight(s, dir, NAME("self_attn.o_proj.weight"), E, Q, &L->wo, err) ||
-            bind_weight(s, dir, NAME("mlp.gate_proj.weight"), hp->n_ff, E, &L->w_gate, err) ||
-            bind_weight(s, dir, NAME("mlp.up_proj.weight"), hp->n_ff, E, &L->w_up, err) ||
-            bind_weight(s, dir, NAME("mlp.down_proj.weight"), E, hp->n_ff, &L->w_down, err))
+        if (hf_bind_vector(m, s, dir, NAME("input_layernorm.weight"), E, &L->attn_norm, err) ||
+            hf_bind_vector(m, s, dir, NAME("post_attention_layernorm.weight"), E, &L->ffn_norm, err) ||
+            hf_bind_weight(m, s, dir, NAME("self_attn.q_proj.weight"), Q, E, &L->wq, err) ||
+            hf_bind_weight(m, s, dir, NAME("self_attn.k_proj.weight"), KV, E, &L->wk, err) ||
+            hf_bind_weight(m, s, dir, NAME("self_attn.v_proj.weight"), KV, E, &L->wv, err) ||
+            hf_bind_weight(m, s, dir, NAME("self_attn.o_proj.weight"), E, Q, &L->wo, err) ||
+            hf_bind_weight(m, s, dir, NAME("mlp.gate_proj.weight"), hp->n_ff, E, &L->w_gate, err) ||
+            hf_bind_weight(m, s, dir, NAME("mlp.up_proj.weight"), hp->n_ff, E, &L->w_up, err) ||
+            hf_bind_weight(m, s, dir, NAME("mlp.down_proj.weight"), E, hp->n_ff, &L->w_down, err))
             goto done;
         if (hp->attn_bias &&
-            (bind_vector(m, s, dir, NAME("self_attn.q_proj.bias"), Q, &L->bq, err) ||
-             bind_vector(m, s, dir, NAME("self_attn.k_proj.bias"), KV, &L->bk, err) ||
-             bind_vector(m, s, dir, NAME("self_attn.v_proj.bias"), KV, &L->bv, err)))
+            (hf_bind_vector(m, s, dir, NAME("self_attn.q_proj.bias"), Q, &L->bq, err) ||
+             hf_bind_vector(m, s, dir, NAME("self_attn.k_proj.bias"), KV, &L->bk, err) ||
+             hf_bind_vector(m, s, dir, NAME("self_attn.v_proj.bias"), KV, &L->bv, err)))
             goto done;
 #undef NAME
     }

@@ -13,14 +13,26 @@
 #include "model/kv_cache.h"
 #include "tensor/tensor.h"
 
-typedef enum ds_arch { DS_ARCH_LLAMA, DS_ARCH_QWEN2 } ds_arch;
+/* Dense Llama / Qwen2, or DeepSeek-V2/V3 (MLA attention + DeepSeekMoE), which share code. */
+typedef enum ds_arch { DS_ARCH_LLAMA, DS_ARCH_QWEN2, DS_ARCH_DEEPSEEK2 } ds_arch;
+
+typedef enum ds_moe_scoring { DS_MOE_SOFTMAX, DS_MOE_SIGMOID } ds_moe_scoring;
+
+/* How experts are chosen (MODELS.md §4): top-k over all experts; top-k within the best groups
+ * by max score (V2); or by biased scores within the best groups by top-2 sum (V3). */
+typedef enum ds_moe_topk { DS_MOE_GREEDY, DS_MOE_GROUP_LIMITED_GREEDY, DS_MOE_NOAUX_TC } ds_moe_topk;
 
 /* How rotary embedding pairs dimensions: NEOX pairs j with j + d/2 (Hugging Face's
  * rotate_half); NORM pairs 2j with 2j+1 (llama.cpp's Llama GGUFs, whose Q/K rows were
  * permuted at conversion). */
 typedef enum ds_rope_style { DS_ROPE_NEOX, DS_ROPE_NORM } ds_rope_style;
 
-typedef enum ds_rope_scaling { DS_ROPE_SCALING_NONE, DS_ROPE_SCALING_LINEAR, DS_ROPE_SCALING_LLAMA3 } ds_rope_scaling;
+typedef enum ds_rope_scaling {
+    DS_ROPE_SCALING_NONE,
+    DS_ROPE_SCALING_LINEAR,
+    DS_ROPE_SCALING_LLAMA3,
+    DS_ROPE_SCALING_YARN,
+} ds_rope_scaling;
 
 typedef struct ds_hparams {
     ds_arch arch;
@@ -41,14 +53,45 @@ typedef struct ds_hparams {
     float rope_high_freq_factor;    /* llama3 */
     int rope_orig_ctx;              /* llama3: original_max_position_embeddings */
     bool attn_bias;                 /* q/k/v biases (Qwen2) */
+    float yarn_beta_fast, yarn_beta_slow;    /* yarn: correction range */
+    float yarn_mscale, yarn_mscale_all_dim;  /* yarn: magnitude factors (0 = absent) */
+
+    /* DeepSeek-V2/V3 only. head_dim above is qk_nope_dim + qk_rope_dim. */
+    int q_lora_rank;                /* 0: a plain q_proj */
+    int kv_lora_rank;               /* latent width (512) */
+    int qk_nope_dim, qk_rope_dim, v_head_dim;
+    int n_expert, n_expert_used, n_expert_shared;
+    int moe_ff;                     /* moe_intermediate_size (per expert) */
+    int first_dense;                /* first_k_dense_replace */
+    int moe_layer_freq;
+    int n_group, topk_group;
+    ds_moe_scoring scoring;
+    ds_moe_topk topk_method;
+    bool norm_topk_prob;
+    float routed_scale;
 } ds_hparams;
 
 typedef struct ds_layer {
     float *attn_norm;               /* [n_embd], f32 copy */
-    ds_tensor wq, wk, wv, wo;       /* [n_head*head_dim, n_embd] ... [n_embd, n_head*head_dim] */
+    ds_tensor wq, wk, wv, wo;       /* [n_head*head_dim, n_embd] ... [n_embd, n_head*v_dim] */
     float *bq, *bk, *bv;            /* biases as f32 copies, NULL when absent */
     float *ffn_norm;                /* [n_embd] */
-    ds_tensor w_gate, w_up, w_down; /* [n_ff, n_embd], [n_ff, n_embd], [n_embd, n_ff] */
+    ds_tensor w_gate, w_up, w_down; /* dense MLP: [n_ff, n_embd], [n_ff, n_embd], [n_embd, n_ff] */
+
+    /* MLA (wq is q_proj when q_lora_rank is 0) */
+    ds_tensor wq_a, wq_b;           /* [q_lora, n_embd], [n_head*head_dim, q_lora] */
+    float *q_a_norm;                /* [q_lora] */
+    ds_tensor wkv_a;                /* [kv_lora + qk_rope, n_embd] */
+    float *kv_a_norm;               /* [kv_lora] */
+    ds_tensor *w_uk_t;              /* [n_head] f32 views [kv_lora, qk_nope]: W_UK_hᵀ (absorbs into q) */
+    ds_tensor *w_uv;                /* [n_head] f32 views [v_head, kv_lora]: W_UV_h */
+
+    /* MoE (when moe): router, experts, shared experts */
+    bool moe;
+    ds_tensor gate_inp;             /* [n_expert, n_embd], f32 copy */
+    float *exp_bias;                /* [n_expert] e_score_correction_bias, NULL if none */
+    ds_tensor *exp_gate, *exp_up, *exp_down; /* [n_expert] each: [moe_ff, n_embd], ..., [n_embd, moe_ff] */
+    ds_tensor sh_gate, sh_up, sh_down;       /* [n_shared*moe_ff, n_embd], ..., [n_embd, n_shared*moe_ff] */
 } ds_layer;
 
 typedef struct ds_sampling_defaults {
@@ -68,7 +111,9 @@ struct ds_model {
     float *out_norm;         /* [n_embd] */
     ds_tensor output;        /* [n_vocab, n_embd] (may alias tok_embd when tied) */
     ds_layer *layers;        /* [n_layer] */
-    float *rope_inv_freq;    /* [head_dim/2] */
+    float *rope_inv_freq;    /* [rope dims / 2] */
+    float rope_attn_factor;  /* multiplies cos/sin (yarn; 1 otherwise) */
+    float attn_scale;        /* softmax scale: 1/sqrt(head_dim), times mscale² for yarn MLA */
 
     int bos_id;              /* -1 if none */
     int eos_ids[8];          /* stop set (never contains BOS) */

@@ -47,7 +47,13 @@ typedef struct ds_tensor {
     int64_t shape[DS_MAX_DIMS];
     const void *data;         /* nbytes bytes, not owned */
     size_t nbytes;
+    /* Block-scaled F8_E4M3 weights (DeepSeek-V3): element (r, c) is multiplied by
+     * scale[(r / 128) * scale_cols + c / 128]. NULL for every other tensor. */
+    const float *scale;
+    int64_t scale_cols;
 } ds_tensor;
+
+#define DS_FP8_BLOCK 128
 
 /* Upper-case name as the formats spell it ("F32", "BF16", "Q4_0", "F8_E4M3"). */
 const char *ds_dtype_name(ds_dtype t);

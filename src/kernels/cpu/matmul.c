@@ -34,6 +34,16 @@ int ds_matmul_supports(ds_dtype t) {
     }
 }
 
+/* Row o of w as f32: block-scaled FP8 needs the row index for its scales. */
+static void row_to_f32(const ds_tensor *w, int64_t o, const uint8_t *wrow, float *out) {
+    const int64_t in = w->shape[w->ndim - 1];
+    ds_dequantize_row(w->type, wrow, out, in);
+    if (w->scale) {
+        const float *s = w->scale + (o / DS_FP8_BLOCK) * w->scale_cols;
+        for (int64_t c = 0; c < in; c++) out[c] *= s[c / DS_FP8_BLOCK];
+    }
+}
+
 static void matmul_task(void *ctx, int task, int thread) {
     const matmul_job *j = ctx;
     const int64_t out_dim = j->w->shape[0], in = j->w->shape[1];
@@ -52,7 +62,7 @@ static void matmul_task(void *ctx, int task, int thread) {
                 j->kernel(wrow, xs, nx, (int)in, res);
             } else {
                 /* Dequantize once per group of activation rows: cheap next to the dots. */
-                ds_dequantize_row(j->w->type, wrow, deq, in);
+                row_to_f32(j->w, o, wrow, deq);
                 j->f32_kernel(deq, xs, nx, (int)in, res);
             }
             for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
@@ -62,7 +72,7 @@ static void matmul_task(void *ctx, int task, int thread) {
 
 void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, float *y, int64_t ldy) {
     matmul_job j = {.w = w, .x = x, .n_rows = n_rows, .y = y, .ldy = ldy};
-    j.kernel = kernel_for(w->type);
+    j.kernel = w->scale ? NULL : kernel_for(w->type);
     j.f32_kernel = kernel_for(DS_F32);
     if (!j.kernel) j.scratch = malloc(sizeof(float) * (size_t)ds_pool_size(pool) * (size_t)w->shape[1]);
     int n_tasks = (int)((w->shape[0] + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
@@ -73,7 +83,7 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
 void ds_get_row(const ds_tensor *t, int64_t row, float *out) {
     const int64_t in = t->shape[t->ndim - 1];
     const size_t row_bytes = t->nbytes / (size_t)(ds_tensor_nelems(t) / in);
-    ds_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)row * row_bytes, out, in);
+    row_to_f32(t, row, (const uint8_t *)t->data + (size_t)row * row_bytes, out);
 }
 
 float ds_dot_f32(const float *a, const float *b, int n) {
