@@ -19,20 +19,11 @@
 #include <string.h>
 
 #include "kernels/kernels.h"
-#include "model/model.h"
+#include "model/forward_internal.h"
 
-struct ds_forward_ctx {
-    int max_tokens, max_ctx, n_threads_scratch;
-    float *x;       /* (T, E) residual stream */
-    float *h;       /* (T, E) normalized input of a sub-block */
-    float *q;       /* (T, H·D) */
-    float *k, *v;   /* (T, Hkv·D) */
-    float *att;     /* (T, H·D) attention output */
-    float *gate;    /* (T, F) */
-    float *up;      /* (T, F) */
-    float *cos_sin; /* (T, D/2, 2) rotary table per token */
-    float *scores;  /* (threads, max_ctx) */
-};
+static float *alloc_f32(size_t n) { return n ? malloc(n * sizeof(float)) : NULL; }
+
+static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
 ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max_ctx) {
     const ds_hparams *hp = &m->hp;
@@ -41,19 +32,44 @@ ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max
     c->max_tokens = max_tokens;
     c->max_ctx = max_ctx;
     c->n_threads_scratch = 256;
-    size_t T = (size_t)max_tokens, E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim,
-           KD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff;
-    c->x = malloc(T * E * sizeof(float));
-    c->h = malloc(T * E * sizeof(float));
-    c->q = malloc(T * QD * sizeof(float));
-    c->k = malloc(T * KD * sizeof(float));
-    c->v = malloc(T * KD * sizeof(float));
-    c->att = malloc(T * QD * sizeof(float));
-    c->gate = malloc(T * F * sizeof(float));
-    c->up = malloc(T * F * sizeof(float));
-    c->cos_sin = malloc(T * (size_t)hp->head_dim * sizeof(float));
-    c->scores = malloc((size_t)c->n_threads_scratch * (size_t)max_ctx * sizeof(float));
-    if (!c->x || !c->h || !c->q || !c->k || !c->v || !c->att || !c->gate || !c->up || !c->cos_sin || !c->scores) {
+    const char *mla = getenv("DSINFER_MLA");
+    c->mla_expanded = mla && !strcmp(mla, "expanded");
+    const bool ds2 = hp->arch == DS_ARCH_DEEPSEEK2;
+    const size_t T = (size_t)max_tokens, E = (size_t)hp->n_embd, H = (size_t)hp->n_head, D = (size_t)hp->head_dim;
+    const size_t KD = ds2 ? (size_t)(hp->kv_lora_rank + hp->qk_rope_dim) : (size_t)hp->n_head_kv * D;
+    const size_t AD = H * (ds2 ? (size_t)hp->v_head_dim : D);
+    const size_t F = max3((size_t)hp->n_ff, (size_t)hp->n_expert_shared * (size_t)hp->moe_ff, (size_t)hp->moe_ff);
+    const size_t K = (size_t)hp->n_expert_used, dc = (size_t)hp->kv_lora_rank;
+    c->x = alloc_f32(T * E);
+    c->h = alloc_f32(T * E);
+    c->q = alloc_f32(T * H * D);
+    c->k = alloc_f32(T * KD);
+    c->v = ds2 ? NULL : alloc_f32(T * KD);
+    c->att = alloc_f32(T * AD);
+    c->gate = alloc_f32(T * F);
+    c->up = alloc_f32(T * F);
+    c->cos_sin = alloc_f32(T * D);
+    c->scores = alloc_f32((size_t)c->n_threads_scratch * (size_t)max_ctx);
+    bool ok = c->x && c->h && c->q && c->k && (ds2 || c->v) && c->att && c->gate && c->up && c->cos_sin && c->scores;
+    if (ds2) {
+        c->cq = alloc_f32(T * (size_t)(hp->q_lora_rank ? hp->q_lora_rank : 1));
+        c->qn = alloc_f32(H * T * (size_t)hp->qk_nope_dim);
+        c->qlat = alloc_f32(H * T * dc);
+        c->olat = alloc_f32(H * T * dc);
+        c->expand_tmp = alloc_f32((size_t)c->n_threads_scratch * (size_t)(hp->qk_nope_dim + hp->v_head_dim));
+        ok = ok && c->cq && c->qn && c->qlat && c->olat && c->expand_tmp;
+        if (hp->n_expert) {
+            c->router = alloc_f32(T * (size_t)hp->n_expert);
+            c->sel = malloc(T * K * sizeof *c->sel);
+            c->sel_w = alloc_f32(T * K);
+            c->exp_out = alloc_f32(T * K * E);
+            c->xg = alloc_f32(T * E);
+            c->yg = alloc_f32(T * E);
+            c->rows = malloc(T * K * sizeof *c->rows);
+            ok = ok && c->router && c->sel && c->sel_w && c->exp_out && c->xg && c->yg && c->rows;
+        }
+    }
+    if (!ok) {
         ds_forward_ctx_free(c);
         return NULL;
     }
@@ -62,16 +78,11 @@ ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max
 
 void ds_forward_ctx_free(ds_forward_ctx *c) {
     if (!c) return;
-    free(c->x);
-    free(c->h);
-    free(c->q);
-    free(c->k);
-    free(c->v);
-    free(c->att);
-    free(c->gate);
-    free(c->up);
-    free(c->cos_sin);
-    free(c->scores);
+    float *bufs[] = {c->x, c->h, c->q, c->k, c->v, c->att, c->gate, c->up, c->cos_sin, c->scores, c->cq, c->qn,
+                     c->qlat, c->olat, c->expand_tmp, c->router, c->sel_w, c->exp_out, c->xg, c->yg};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(c->sel);
+    free(c->rows);
     free(c);
 }
 
@@ -133,7 +144,7 @@ static void attn_task(void *ctx, int task, int thread) {
     }
 }
 
-static int check_batch(const ds_model *m, const ds_forward_ctx *c, const ds_kv_cache *kv, const ds_batch *b, ds_err *err) {
+int ds_check_batch(const ds_model *m, const ds_forward_ctx *c, const ds_kv_cache *kv, const ds_batch *b, ds_err *err) {
     if (b->n_tokens <= 0 || b->n_tokens > c->max_tokens)
         return ds_errf(err, "batch of %d tokens (this context holds 1..%d)", b->n_tokens, c->max_tokens);
     for (int i = 0; i < b->n_tokens; i++) {
@@ -149,23 +160,40 @@ static int check_batch(const ds_model *m, const ds_forward_ctx *c, const ds_kv_c
     return 0;
 }
 
+void ds_rope_table(const ds_model *m, ds_forward_ctx *c, const ds_batch *b, int n_freq) {
+    for (int t = 0; t < b->n_tokens; t++) {
+        float *cs = c->cos_sin + (size_t)t * 2 * (size_t)n_freq;
+        for (int i = 0; i < n_freq; i++) {
+            /* transformers computes the angle as float32 position × float32 inverse frequency */
+            float angle = (float)b->pos[t] * m->rope_inv_freq[i];
+            cs[2 * i] = cosf(angle) * m->rope_attn_factor;
+            cs[2 * i + 1] = sinf(angle) * m->rope_attn_factor;
+        }
+    }
+}
+
+void ds_forward_logits(const ds_model *m, ds_forward_ctx *c, ds_pool *pool, const ds_batch *b, float *logits) {
+    const int E = m->hp.n_embd;
+    int n_out = 0;
+    for (int t = 0; t < b->n_tokens; t++) {
+        if (b->want_logits && !b->want_logits[t]) continue;
+        ds_rmsnorm(c->h + (size_t)n_out * E, c->x + (size_t)t * E, m->out_norm, E, m->hp.rms_eps);
+        n_out++;
+    }
+    if (n_out > 0) ds_matmul(pool, &m->output, c->h, n_out, logits, m->hp.n_vocab);
+}
+
 int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *pool, const ds_batch *b,
                float *logits, ds_err *err) {
-    if (check_batch(m, c, kv, b, err)) return -1;
+    if (ds_check_batch(m, c, kv, b, err)) return -1;
     if (ds_pool_size(pool) > c->n_threads_scratch) return ds_errf(err, "too many threads for this context");
+    if (m->hp.arch == DS_ARCH_DEEPSEEK2) return ds_forward_deepseek2(m, c, kv, pool, b, logits, err);
     const ds_hparams *hp = &m->hp;
     const int T = b->n_tokens, E = hp->n_embd, H = hp->n_head, Hkv = hp->n_head_kv, D = hp->head_dim, F = hp->n_ff;
     const int QD = H * D, KD = Hkv * D;
 
-    for (int t = 0; t < T; t++) {
-        ds_get_row(&m->tok_embd, b->tokens[t], c->x + (size_t)t * E);
-        /* HF computes the angle as float32 position × float32 inverse frequency. */
-        for (int i = 0; i < D / 2; i++) {
-            float angle = (float)b->pos[t] * m->rope_inv_freq[i];
-            c->cos_sin[(size_t)t * D + 2 * i] = cosf(angle);
-            c->cos_sin[(size_t)t * D + 2 * i + 1] = sinf(angle);
-        }
-    }
+    for (int t = 0; t < T; t++) ds_get_row(&m->tok_embd, b->tokens[t], c->x + (size_t)t * E);
+    ds_rope_table(m, c, b, D / 2);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const ds_layer *L = &m->layers[l];
@@ -200,13 +228,6 @@ int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *p
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->h[i];
     }
 
-    /* Final norm only for the rows that want logits, packed in batch order. */
-    int n_out = 0;
-    for (int t = 0; t < T; t++) {
-        if (b->want_logits && !b->want_logits[t]) continue;
-        ds_rmsnorm(c->h + (size_t)n_out * E, c->x + (size_t)t * E, m->out_norm, E, hp->rms_eps);
-        n_out++;
-    }
-    if (n_out > 0) ds_matmul(pool, &m->output, c->h, n_out, logits, hp->n_vocab);
+    ds_forward_logits(m, c, pool, b, logits);
     return 0;
 }

@@ -72,11 +72,10 @@ static int read_config(const char *dir, ds_model *m, bool *tied, json_t **cfg_ou
         hp->arch = DS_ARCH_QWEN2;
         hp->attn_bias = true;
     } else if (!strcmp(arch, "DeepseekV2ForCausalLM") || !strcmp(arch, "DeepseekV3ForCausalLM")) {
-        return ds_errf(err, "%s: architecture %s (MLA + MoE) is not supported yet; dense Llama and "
-                       "Qwen2 models are", path, arch);
+        hp->arch = DS_ARCH_DEEPSEEK2;
     } else {
-        return ds_errf(err, "%s: unknown architecture '%s' (supported: LlamaForCausalLM, Qwen2ForCausalLM)",
-                       path, arch);
+        return ds_errf(err, "%s: unknown architecture '%s' (supported: LlamaForCausalLM, Qwen2ForCausalLM, "
+                       "DeepseekV2ForCausalLM, DeepseekV3ForCausalLM)", path, arch);
     }
     hp->rope_style = DS_ROPE_NEOX;
     int64_t v;
@@ -107,7 +106,8 @@ static int read_config(const char *dir, ds_model *m, bool *tied, json_t **cfg_ou
     hp->rope_theta = 10000.0f;
     if ((rc = ds_json_num(cfg, "rope_theta", path, &d, err)) < 0) return -1;
     if (rc) hp->rope_theta = (float)d;
-    if (read_rope_scaling(cfg, path, hp, err)) return -1;
+    if (hp->arch == DS_ARCH_DEEPSEEK2 ? hf_read_deepseek2_config(cfg, path, hp, err) : read_rope_scaling(cfg, path, hp, err))
+        return -1;
     *tied = false;
     if (ds_json_bool(cfg, "tie_word_embeddings", path, tied, err) < 0) return -1;
     const char *act = "silu";
@@ -221,6 +221,32 @@ done:
     return rc;
 }
 
+/* One Llama / Qwen2 decoder layer. */
+static int bind_dense_layer(ds_model *m, const hf_storage *s, const char *dir, int l, ds_err *err) {
+    const ds_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    ds_layer *L = &m->layers[l];
+    char n[160];
+#define NAME(fmt) (snprintf(n, sizeof n, "model.layers.%d." fmt, l), n)
+    if (hf_bind_vector(m, s, dir, NAME("input_layernorm.weight"), E, &L->attn_norm, err) ||
+        hf_bind_vector(m, s, dir, NAME("post_attention_layernorm.weight"), E, &L->ffn_norm, err) ||
+        hf_bind_weight(m, s, dir, NAME("self_attn.q_proj.weight"), Q, E, &L->wq, err) ||
+        hf_bind_weight(m, s, dir, NAME("self_attn.k_proj.weight"), KV, E, &L->wk, err) ||
+        hf_bind_weight(m, s, dir, NAME("self_attn.v_proj.weight"), KV, E, &L->wv, err) ||
+        hf_bind_weight(m, s, dir, NAME("self_attn.o_proj.weight"), E, Q, &L->wo, err) ||
+        hf_bind_weight(m, s, dir, NAME("mlp.gate_proj.weight"), hp->n_ff, E, &L->w_gate, err) ||
+        hf_bind_weight(m, s, dir, NAME("mlp.up_proj.weight"), hp->n_ff, E, &L->w_up, err) ||
+        hf_bind_weight(m, s, dir, NAME("mlp.down_proj.weight"), E, hp->n_ff, &L->w_down, err))
+        return -1;
+    if (hp->attn_bias &&
+        (hf_bind_vector(m, s, dir, NAME("self_attn.q_proj.bias"), Q, &L->bq, err) ||
+         hf_bind_vector(m, s, dir, NAME("self_attn.k_proj.bias"), KV, &L->bk, err) ||
+         hf_bind_vector(m, s, dir, NAME("self_attn.v_proj.bias"), KV, &L->bv, err)))
+        return -1;
+#undef NAME
+    return 0;
+}
+
 int ds_load_hf_dir(const char *dir, ds_model *m, ds_err *err) {
     m->format = strdup("safetensors");
     json_t *cfg = NULL;
@@ -234,9 +260,10 @@ int ds_load_hf_dir(const char *dir, ds_model *m, ds_err *err) {
     }
     m->storage = s;
     m->free_storage = hf_storage_free;
-    if (hf_open_weights(dir, s, err)) goto done;
     ds_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (hp->arch == DS_ARCH_DEEPSEEK2 && ds_deepseek2_check(m, err)) goto done;
+    if (hf_open_weights(dir, s, err)) goto done;
+    const int64_t E = hp->n_embd;
     if (hf_bind_weight(m, s, dir, "model.embed_tokens.weight", hp->n_vocab, E, &m->tok_embd, err)) goto done;
     if (hf_bind_vector(m, s, dir, "model.norm.weight", E, &m->out_norm, err)) goto done;
     if (hf_find(s, "lm_head.weight") || !tied) {
@@ -250,25 +277,8 @@ int ds_load_hf_dir(const char *dir, ds_model *m, ds_err *err) {
         goto done;
     }
     for (int l = 0; l < hp->n_layer; l++) {
-        ds_layer *L = &m->layers[l];
-        char n[160];
-#define NAME(fmt) (snprintf(n, sizeof n, "model.layers.%d." fmt, l), n)
-        if (hf_bind_vector(m, s, dir, NAME("input_layernorm.weight"), E, &L->attn_norm, err) ||
-            hf_bind_vector(m, s, dir, NAME("post_attention_layernorm.weight"), E, &L->ffn_norm, err) ||
-            hf_bind_weight(m, s, dir, NAME("self_attn.q_proj.weight"), Q, E, &L->wq, err) ||
-            hf_bind_weight(m, s, dir, NAME("self_attn.k_proj.weight"), KV, E, &L->wk, err) ||
-            hf_bind_weight(m, s, dir, NAME("self_attn.v_proj.weight"), KV, E, &L->wv, err) ||
-            hf_bind_weight(m, s, dir, NAME("self_attn.o_proj.weight"), E, Q, &L->wo, err) ||
-            hf_bind_weight(m, s, dir, NAME("mlp.gate_proj.weight"), hp->n_ff, E, &L->w_gate, err) ||
-            hf_bind_weight(m, s, dir, NAME("mlp.up_proj.weight"), hp->n_ff, E, &L->w_up, err) ||
-            hf_bind_weight(m, s, dir, NAME("mlp.down_proj.weight"), E, hp->n_ff, &L->w_down, err))
+        if (hp->arch == DS_ARCH_DEEPSEEK2 ? hf_bind_deepseek2_layer(m, s, dir, l, err) : bind_dense_layer(m, s, dir, l, err))
             goto done;
-        if (hp->attn_bias &&
-            (hf_bind_vector(m, s, dir, NAME("self_attn.q_proj.bias"), Q, &L->bq, err) ||
-             hf_bind_vector(m, s, dir, NAME("self_attn.k_proj.bias"), KV, &L->bk, err) ||
-             hf_bind_vector(m, s, dir, NAME("self_attn.v_proj.bias"), KV, &L->bv, err)))
-            goto done;
-#undef NAME
     }
     rc = read_generation_info(dir, m, cfg, err);
 done:

@@ -31,6 +31,10 @@ void ds_model_free(ds_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int l = 0; m->layers && l < m->hp.n_layer; l++) {
+        free(m->layers[l].w_uk_t); /* also holds w_uv */
+        free(m->layers[l].exp_gate); /* also holds exp_up, exp_down */
+    }
     free(m->layers);
     free(m->rope_inv_freq);
     if (m->free_storage) m->free_storage(m->storage);
@@ -40,28 +44,28 @@ void ds_model_free(ds_model *m) {
     free(m);
 }
 
+float *ds_model_alloc_f32(ds_model *m, size_t n) {
+    if (m->n_owned == m->cap_owned) {
+        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        float **o = realloc(m->owned, (size_t)cap * sizeof *o);
+        if (!o) return NULL;
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    float *buf = malloc((n ? n : 1) * sizeof(float));
+    if (buf) m->owned[m->n_owned++] = buf;
+    return buf;
+}
+
 int ds_model_own_f32(ds_model *m, const ds_tensor *t, int64_t n, float **out, ds_err *err) {
     if (ds_tensor_nelems(t) != n || t->ndim != 1)
         return ds_errf(err, "tensor '%s': expected shape [%lld], got %d dims with %lld elements",
                        t->name, (long long)n, t->ndim, (long long)ds_tensor_nelems(t));
-    float *buf = malloc((size_t)n * sizeof(float));
+    if (t->type == DS_F8_E4M3 || !ds_dtype_can_dequantize(t->type))
+        return ds_errf(err, "tensor '%s': type %s is not supported for a vector", t->name, ds_dtype_name(t->type));
+    float *buf = ds_model_alloc_f32(m, (size_t)n);
     if (!buf) return ds_errf(err, "out of memory");
-    if (ds_dequantize_row(t->type, t->data, buf, n) != 0) {
-        free(buf);
-        return ds_errf(err, "tensor '%s': type %s is not supported for a vector", t->name,
-                       ds_dtype_name(t->type));
-    }
-    if (m->n_owned == m->cap_owned) {
-        int cap = m->cap_owned ? 2 * m->cap_owned : 64;
-        float **o = realloc(m->owned, (size_t)cap * sizeof *o);
-        if (!o) {
-            free(buf);
-            return ds_errf(err, "out of memory");
-        }
-        m->owned = o;
-        m->cap_owned = cap;
-    }
-    m->owned[m->n_owned++] = buf;
+    ds_dequantize_row(t->type, t->data, buf, n);
     *out = buf;
     return 0;
 }
@@ -88,12 +92,15 @@ void ds_model_add_eos(ds_model *m, int id) {
     if (m->n_eos < (int)(sizeof m->eos_ids / sizeof m->eos_ids[0])) m->eos_ids[m->n_eos++] = id;
 }
 
-/* Rotary inverse frequencies, computed in float32 the way transformers does
- * (modeling_rope_utils: default, linear and llama3 rope types). */
-static void rope_frequencies(const ds_hparams *hp, float *inv) {
-    const int half = hp->head_dim / 2;
+/* yarn's "mscale": 0.1·m·ln(factor) + 1 (1 for factor ≤ 1). */
+static float yarn_get_mscale(float factor, float m) { return factor <= 1 ? 1.0f : 0.1f * m * logf(factor) + 1.0f; }
+
+/* Rotary inverse frequencies for `dim` rotated dimensions, computed in float32 the way
+ * transformers does (modeling_rope_utils: default, linear, llama3; DeepSeek's yarn). */
+static void rope_frequencies(const ds_hparams *hp, int dim, float *inv) {
+    const int half = dim / 2;
     for (int i = 0; i < half; i++) {
-        float e = (float)(2 * i) / (float)hp->head_dim;
+        float e = (float)(2 * i) / (float)dim;
         inv[i] = 1.0f / powf(hp->rope_theta, e);
     }
     if (hp->rope_scaling == DS_ROPE_SCALING_LINEAR) {
@@ -111,6 +118,22 @@ static void rope_frequencies(const ds_hparams *hp, float *inv) {
             }
             inv[i] = scaled;
         }
+    } else if (hp->rope_scaling == DS_ROPE_SCALING_YARN) {
+        /* MODELS.md §5: keep high frequencies, divide low ones by the factor, blend between. */
+        const double base = hp->rope_theta, orig = hp->rope_orig_ctx;
+        double lo = floor(dim * log(orig / (hp->yarn_beta_fast * 2 * M_PI)) / (2 * log(base)));
+        double hi = ceil(dim * log(orig / (hp->yarn_beta_slow * 2 * M_PI)) / (2 * log(base)));
+        if (lo < 0) lo = 0;
+        if (hi > dim - 1) hi = dim - 1;
+        if (hi == lo) hi += 0.001;
+        for (int i = 0; i < half; i++) {
+            float pos_freq = powf(hp->rope_theta, (float)(2 * i) / (float)dim);
+            float extra = 1.0f / pos_freq, inter = 1.0f / (hp->rope_factor * pos_freq);
+            float ramp = (float)(((double)i - lo) / (hi - lo));
+            ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+            float keep = 1.0f - ramp;
+            inv[i] = inter * (1.0f - keep) + extra * keep;
+        }
     }
 }
 
@@ -121,6 +144,7 @@ int ds_model_finish(ds_model *m, ds_err *err) {
         return ds_errf(err, "%s: hyper-parameters must be positive (hidden %d, layers %d, heads %d, "
                        "kv heads %d, head_dim %d, intermediate %d, vocab %d)", m->path, hp->n_embd,
                        hp->n_layer, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_ff, hp->n_vocab);
+    if (hp->arch == DS_ARCH_DEEPSEEK2 && ds_deepseek2_check(m, err)) return -1;
     if (hp->n_head % hp->n_head_kv != 0)
         return ds_errf(err, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
                        m->path, hp->n_head, hp->n_head_kv);
@@ -134,10 +158,21 @@ int ds_model_finish(ds_model *m, ds_err *err) {
                        "high_freq_factor > low_freq_factor > 0", m->path);
     if (hp->n_ctx_train <= 0) hp->n_ctx_train = 2048;
     if (m->n_vocab_tokens <= 0 || m->n_vocab_tokens > hp->n_vocab) m->n_vocab_tokens = hp->n_vocab;
+    const int rope_dims = hp->arch == DS_ARCH_DEEPSEEK2 ? hp->qk_rope_dim : hp->head_dim;
     if (!m->rope_inv_freq) {
-        m->rope_inv_freq = malloc(sizeof(float) * (size_t)(hp->head_dim / 2));
+        m->rope_inv_freq = malloc(sizeof(float) * (size_t)(rope_dims / 2));
         if (!m->rope_inv_freq) return ds_errf(err, "out of memory");
-        rope_frequencies(hp, m->rope_inv_freq);
+        rope_frequencies(hp, rope_dims, m->rope_inv_freq);
+    }
+    m->rope_attn_factor = 1.0f;
+    m->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (hp->rope_scaling == DS_ROPE_SCALING_YARN) {
+        m->rope_attn_factor = yarn_get_mscale(hp->rope_factor, hp->yarn_mscale) /
+                              yarn_get_mscale(hp->rope_factor, hp->yarn_mscale_all_dim);
+        if (hp->yarn_mscale_all_dim != 0) {
+            float ms = yarn_get_mscale(hp->rope_factor, hp->yarn_mscale_all_dim);
+            m->attn_scale *= ms * ms;
+        }
     }
     /* BOS never stops generation, even where a config lists it as EOS. */
     for (int i = 0; i < m->n_eos; i++)
@@ -145,40 +180,83 @@ int ds_model_finish(ds_model *m, ds_err *err) {
     return 0;
 }
 
-static void count(const ds_tensor *t, int64_t *n_params, uint64_t bytes[DS_DTYPE_COUNT]) {
-    if (!t->data) return;
-    *n_params += ds_tensor_nelems(t);
-    bytes[t->type] += t->nbytes;
-}
+/* Calls fn on every weight the model computes with, with the fraction of it one decode step
+ * reads (1; one row of the embedding; K of N experts). */
+typedef void (*weight_fn)(const ds_tensor *t, double read_fraction, void *ctx);
 
-void ds_model_weight_stats(const ds_model *m, int64_t *n_params, uint64_t bytes[DS_DTYPE_COUNT]) {
-    *n_params = 0;
-    memset(bytes, 0, sizeof(uint64_t) * DS_DTYPE_COUNT);
+static void for_each_weight(const ds_model *m, weight_fn fn, void *ctx) {
     const ds_hparams *hp = &m->hp;
-    count(&m->tok_embd, n_params, bytes);
-    if (m->output.data != m->tok_embd.data) count(&m->output, n_params, bytes);
-    /* Vectors (norms, biases) are counted as the f32 copies the model keeps. */
-    int64_t vec = hp->n_embd * (1 + 2 * (int64_t)hp->n_layer);
-    if (hp->attn_bias) vec += (int64_t)hp->n_layer * (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim;
-    *n_params += vec;
-    bytes[DS_F32] += (uint64_t)vec * 4;
+    const bool tied = m->output.data == m->tok_embd.data;
+    fn(&m->tok_embd, tied ? 1.0 : 1.0 / (double)m->tok_embd.shape[0], ctx);
+    if (!tied) fn(&m->output, 1.0, ctx);
     for (int l = 0; l < hp->n_layer; l++) {
         const ds_layer *L = &m->layers[l];
-        const ds_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) count(ws[i], n_params, bytes);
+        const ds_tensor *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down, &L->wq_a,
+                                 &L->wq_b, &L->wkv_a, &L->gate_inp, &L->sh_gate, &L->sh_up, &L->sh_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) fn(ws[i], 1.0, ctx);
+        for (int h = 0; L->w_uk_t && h < hp->n_head; h++) {
+            fn(&L->w_uk_t[h], 1.0, ctx);
+            fn(&L->w_uv[h], 1.0, ctx);
+        }
+        for (int e = 0; L->exp_gate && e < hp->n_expert; e++) {
+            const double f = (double)hp->n_expert_used / hp->n_expert;
+            fn(&L->exp_gate[e], f, ctx);
+            fn(&L->exp_up[e], f, ctx);
+            fn(&L->exp_down[e], f, ctx);
+        }
     }
 }
 
+/* f32 vectors (norms, biases) the model keeps beside its weights. */
+static int64_t vector_params(const ds_model *m) {
+    const ds_hparams *hp = &m->hp;
+    int64_t n = hp->n_embd * (1 + 2 * (int64_t)hp->n_layer);
+    if (hp->attn_bias) n += (int64_t)hp->n_layer * (hp->n_head + 2 * hp->n_head_kv) * hp->head_dim;
+    for (int l = 0; l < hp->n_layer; l++) {
+        const ds_layer *L = &m->layers[l];
+        if (L->q_a_norm) n += hp->q_lora_rank;
+        if (L->kv_a_norm) n += hp->kv_lora_rank;
+        if (L->exp_bias) n += hp->n_expert;
+    }
+    return n;
+}
+
+typedef struct stats_acc {
+    int64_t params;
+    uint64_t *bytes;
+    double read;
+} stats_acc;
+
+static void add_stats(const ds_tensor *t, double read_fraction, void *ctx) {
+    stats_acc *a = ctx;
+    if (!t->data) return;
+    a->params += ds_tensor_nelems(t);
+    a->bytes[t->type] += t->nbytes;
+    a->read += (double)t->nbytes * read_fraction;
+}
+
+void ds_model_weight_stats(const ds_model *m, int64_t *n_params, uint64_t bytes[DS_DTYPE_COUNT]) {
+    memset(bytes, 0, sizeof(uint64_t) * DS_DTYPE_COUNT);
+    stats_acc a = {.bytes = bytes};
+    for_each_weight(m, add_stats, &a);
+    const int64_t vec = vector_params(m);
+    *n_params = a.params + vec;
+    bytes[DS_F32] += (uint64_t)vec * 4;
+}
+
 uint64_t ds_model_decode_bytes(const ds_model *m) {
-    int64_t n_params;
-    uint64_t bytes[DS_DTYPE_COUNT], total = 0;
-    ds_model_weight_stats(m, &n_params, bytes);
-    for (int t = 0; t < DS_DTYPE_COUNT; t++) total += bytes[t];
-    const uint64_t emb = m->tok_embd.nbytes, row = emb / (uint64_t)m->tok_embd.shape[0];
-    /* A tied head reads the embedding as the output matrix anyway. */
-    return m->output.data == m->tok_embd.data ? total : total - emb + row;
+    uint64_t bytes[DS_DTYPE_COUNT] = {0};
+    stats_acc a = {.bytes = bytes};
+    for_each_weight(m, add_stats, &a);
+    return (uint64_t)(a.read + 0.5) + (uint64_t)vector_params(m) * 4;
 }
 
 void ds_model_kv_widths(const ds_model *m, int *width_k, int *width_v) {
+    if (m->hp.arch == DS_ARCH_DEEPSEEK2) {
+        /* MLA: the normalized latent and the roped shared key; V is read from the latent */
+        *width_k = m->hp.kv_lora_rank + m->hp.qk_rope_dim;
+        *width_v = 0;
+        return;
+    }
     *width_k = *width_v = m->hp.n_head_kv * m->hp.head_dim;
 }
