@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Decode speed as a fraction of the machine's read bandwidth, measured A B A B on a noisy host:
 #   bench/decode-bandwidth.sh MODEL [THREADS] [ROUNDS]
-# Each round runs ../shared/tools/membw.c (median read GB/s) and `dsinfer bench -p 0 -n 64`;
+# Each round runs ../shared/tools/membw.c (median read GB/s) and `dsinfer bench -p 0 -n 64`
+# (DECODE_TOKENS overrides 64);
 # prints every reading, then medians and the fraction
 #   decode_tok_s × decode_bytes_per_token ÷ read bandwidth.
 set -euo pipefail
@@ -15,7 +16,7 @@ bw=() tok=()
 read_bw() { OMP_NUM_THREADS=$threads "$membw" | awk '/^ *read/ {print $(NF-1)}'; }
 for r in $(seq "$rounds"); do
   bw+=("$(read_bw)")
-  tok+=("$("$here/build/dsinfer" bench -m "$model" -p 0 -n 64 -t "$threads" -r 1 --json | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["decode_tok_s"])')")
+  tok+=("$("$here/build/dsinfer" bench -m "$model" -p 0 -n "${DECODE_TOKENS:-64}" -t "$threads" -r 1 --json | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["decode_tok_s"])')")
   echo "round $r: membw ${bw[-1]} GB/s, decode ${tok[-1]} tok/s"
 done
 bw+=("$(read_bw)")
