@@ -168,3 +168,22 @@ def test_bench_json_lines():
     assert [r["decode_tokens"] for r in rows] == [8, 0]
     assert rows[0]["type"] == "F32" and rows[0]["threads"] == 1 and rows[0]["prefill_tok_s"] > 0
     assert rows[1]["decode_tok_s"] == 0
+
+
+def test_sampling_defaults_come_from_generation_config(tmp_path):
+    src = need_shared("models", "stories260k")
+    model = tmp_path / "m"
+    model.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (model / f).symlink_to(src / f)
+    greedy, _ = run_ids([1, 403], 30)
+    # No generation_config: greedy.
+    plain = dsinfer("run", "-m", model, "--prompt-ids", "1,403", "-n", 30, "--ids", "--seed", 5)
+    assert [int(x) for x in plain.stdout.split()] == greedy
+    (model / "generation_config.json").write_text('{"do_sample": true, "temperature": 1.5, "top_p": 0.99}')
+    a = dsinfer("run", "-m", model, "--prompt-ids", "1,403", "-n", 30, "--ids", "--seed", 5)
+    b = dsinfer("run", "-m", model, "--prompt-ids", "1,403", "-n", 30, "--ids", "--seed", 5)
+    assert a.stdout == b.stdout and [int(x) for x in a.stdout.split()] != greedy
+    # --temp 0 overrides the file.
+    c = dsinfer("run", "-m", model, "--prompt-ids", "1,403", "-n", 30, "--ids", "--temp", 0)
+    assert [int(x) for x in c.stdout.split()] == greedy
