@@ -226,6 +226,15 @@ static void deq_q6_k(const uint8_t *b, float *y) {
     }
 }
 
+int ds_dtype_can_dequantize(ds_dtype t) {
+    switch (t) {
+    case DS_F32: case DS_F16: case DS_BF16: case DS_F8_E4M3: case DS_Q4_0: case DS_Q4_1: case DS_Q5_0:
+    case DS_Q5_1: case DS_Q8_0: case DS_Q4_K: case DS_Q5_K: case DS_Q6_K:
+        return 1;
+    default: return 0;
+    }
+}
+
 int ds_dequantize_row(ds_dtype t, const void *src, float *dst, int64_t n) {
     const uint8_t *s = src;
     void (*blk)(const uint8_t *, float *) = NULL;

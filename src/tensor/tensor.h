@@ -84,6 +84,9 @@ static inline float ds_bf16_to_f32(uint16_t b) {
 uint16_t ds_f32_to_bf16(float f); /* round to nearest even, NaN kept */
 float ds_fp8_e4m3_to_f32(uint8_t v);
 
+/* Whether ds_dequantize_row handles type t. */
+int ds_dtype_can_dequantize(ds_dtype t);
+
 /* Converts `n` consecutive elements of row data of type t (n a multiple of the block size) to
  * f32. Supports F32, F16, BF16, F8_E4M3, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K;
  * returns -1 for other types. */
