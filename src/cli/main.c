@@ -15,6 +15,7 @@ static const command k_commands[] = {
     {"info", cmd_info, "architecture, sizes, dtypes and memory of a model"},
     {"bench", cmd_bench, "prefill and decode speed"},
     {"logits", cmd_logits, "teacher-forced logits of a sequence, as raw float32"},
+    {"tokenize", cmd_tokenize, "text to token ids (or --decode ids to text), as Hugging Face does"},
 };
 
 static void usage(FILE *out) {

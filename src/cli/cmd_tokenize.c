@@ -1,0 +1,183 @@
+/* dsinfer tokenize: text to ids and ids to text, exactly as Hugging Face does.
+ *
+ *   dsinfer tokenize (-m MODEL | --tokenizer DIR) (TEXT | -f FILE) [--bos] [--special]
+ *   dsinfer tokenize (-m MODEL | --tokenizer DIR) --decode "1 2 3" [--skip-special]
+ *
+ * Encoding prints the ids joined by single spaces and a newline (a lone newline for empty
+ * input). Without flags added tokens marked special stay ordinary text (HF
+ * split_special_tokens=True); --special matches them too (HF's default); --bos adds what
+ * add_special_tokens=True adds. Decoding prints HF's decode(ids) with no added newline. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "tokenizer/tokenizer.h"
+
+#define CMD "tokenize"
+
+static const char k_usage[] =
+    "usage: dsinfer tokenize (-m MODEL | --tokenizer DIR) (TEXT | -f FILE) [--bos] [--special]\n"
+    "       dsinfer tokenize (-m MODEL | --tokenizer DIR) --decode \"ID ID ...\" [--skip-special]\n"
+    "  -m MODEL          a Hugging Face model directory or a .gguf file\n"
+    "  --tokenizer DIR   a directory with tokenizer.json (+ tokenizer_config.json)\n"
+    "  -f FILE           encode the bytes of FILE ('-' = standard input)\n"
+    "  --special         match every added token in the text, special ones included\n"
+    "                    (default: special tokens are encoded as ordinary text)\n"
+    "  --bos             add what the tokenizer adds for add_special_tokens=True (e.g. BOS)\n"
+    "  --decode IDS      print the text of the ids (space- or comma-separated)\n"
+    "  --skip-special    with --decode: leave special tokens out\n"
+    "  --                end of options (for a TEXT that starts with '-')\n";
+
+/* Reads a whole file (or stdin for "-") into a malloc'd buffer. */
+static int read_all(const char *path, char **out, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "dsinfer tokenize: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) break;
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *b = realloc(buf, cap * 2);
+        if (!b) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = b;
+        cap *= 2;
+    }
+    int bad = ferror(f);
+    if (f != stdin) fclose(f);
+    if (!buf || bad) {
+        free(buf);
+        fprintf(stderr, "dsinfer tokenize: %s: %s\n", path, buf ? "read error" : "out of memory");
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* Parses "1 2 3" / "1,2,3" into ids; a bad number is a usage error. */
+static int parse_ids(const char *s, tok_ids *ids) {
+    const char *p = s;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+        if (!*p) return 0;
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || errno || (*end && !strchr(" ,\t\n\r", *end))) {
+            fprintf(stderr, "dsinfer tokenize: --decode: '%s' is not a list of token ids\n", s);
+            return -1;
+        }
+        if (v < INT32_MIN || v > INT32_MAX) {
+            fprintf(stderr, "dsinfer tokenize: token id %lld is out of range\n", v);
+            return -1;
+        }
+        if (tok_ids_push(ids, (int32_t)v)) return -1;
+        p = end;
+    }
+}
+
+static int print_ids(const tok_ids *ids) {
+    size_t cap = ids->n * 12 + 2, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return -1;
+    for (size_t i = 0; i < ids->n; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? " %d" : "%d", ids->ids[i]);
+    buf[n++] = '\n';
+    int rc = fwrite(buf, 1, n, stdout) == n ? 0 : -1;
+    free(buf);
+    return rc;
+}
+
+int cmd_tokenize(int argc, char **argv) {
+    const char *model = NULL, *file = NULL, *text = NULL, *decode = NULL, *chat = NULL;
+    bool bos = false, special = false, skip_special = false, opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (opts_done || a[0] != '-' || !a[1]) {
+            if (text) {
+                fprintf(stderr, "dsinfer tokenize: more than one TEXT argument ('%s')\n%s", a, k_usage);
+                return 2;
+            }
+            text = a;
+        } else if (!strcmp(a, "--")) opts_done = true;
+        else if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "--tokenizer")) {
+            if (!(model = arg_value(argc, argv, &i, CMD))) return 2;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            if (!(file = arg_value(argc, argv, &i, CMD))) return 2;
+        } else if (!strcmp(a, "--decode")) {
+            if (!(decode = arg_value(argc, argv, &i, CMD))) return 2;
+        } else if (!strcmp(a, "--chat")) {
+            if (!(chat = arg_value(argc, argv, &i, CMD))) return 2;
+        } else if (!strcmp(a, "--bos")) bos = true;
+        else if (!strcmp(a, "--special")) special = true;
+        else if (!strcmp(a, "--skip-special")) skip_special = true;
+        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(k_usage, stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "dsinfer tokenize: unknown option '%s'\n%s", a, k_usage);
+            return 2;
+        }
+    }
+    int inputs = (text != NULL) + (file != NULL) + (decode != NULL) + (chat != NULL);
+    if (!model || inputs != 1) {
+        fprintf(stderr, "dsinfer tokenize: give -m MODEL (or --tokenizer DIR) and exactly one of TEXT, "
+                        "-f FILE, --decode IDS\n%s", k_usage);
+        return 2;
+    }
+    if (chat) {
+        fprintf(stderr, "dsinfer tokenize: --chat: chat templates are not supported yet\n");
+        return 1;
+    }
+
+    ds_err err = {0};
+    tok_tokenizer *t;
+    if (tok_load(model, &t, &err)) {
+        fprintf(stderr, "dsinfer tokenize: %s\n", err.msg);
+        return 1;
+    }
+    int rc = 1;
+    tok_ids ids = {0};
+    char *buf = NULL;
+    if (decode) {
+        if (parse_ids(decode, &ids)) {
+            rc = 2;
+            goto done;
+        }
+        size_t len;
+        if (tok_decode(t, ids.ids, ids.n, skip_special, &buf, &len, &err)) {
+            fprintf(stderr, "dsinfer tokenize: %s\n", err.msg);
+            goto done;
+        }
+        rc = fwrite(buf, 1, len, stdout) == len ? 0 : 1;
+        goto done;
+    }
+    size_t len;
+    if (file) {
+        if (read_all(file, &buf, &len)) goto done;
+        text = buf;
+    } else
+        len = strlen(text);
+    if (tok_encode(t, text, len, special ? TOK_ADDED_ALL : TOK_ADDED_NON_SPECIAL, bos, &ids, &err)) {
+        fprintf(stderr, "dsinfer tokenize: %s\n", err.msg);
+        goto done;
+    }
+    rc = print_ids(&ids) ? 1 : 0;
+done:
+    if (fflush(stdout)) rc = 1;
+    free(buf);
+    tok_ids_free(&ids);
+    tok_free(t);
+    return rc;
+}
