@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/sampler.h"
+#include "engine/model_tokenizer.h"
 #include "engine/session.h"
 
 #define CMD "run"
@@ -145,6 +146,16 @@ static bool is_eos(const ds_model *m, int32_t id) {
     return false;
 }
 
+/* Prints the text a generated id completes, as soon as it forms whole characters. */
+static int emit(tok_stream *stream, int32_t id, ds_err *err) {
+    const char *text;
+    size_t len;
+    if (tok_stream_push(stream, id, &text, &len, err)) return -1;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
 /* Parses --prompt-ids against the vocabulary; exit status on failure. */
 static int prompt_from_ids(const char *s, const ds_model *m, int32_t **ids, int *n) {
     int64_t *raw;
@@ -187,13 +198,37 @@ int cmd_run(int argc, char **argv) {
     ds_pool *pool = NULL;
     ds_sampler *sampler = NULL;
     ds_session sess = {0};
+    tok_tokenizer *tok = NULL;
+    tok_stream *stream = NULL;
     if (!o.print_ids || o.prompt) {
-        fprintf(stderr, "dsinfer run: %s needs a tokenizer, which this build cannot load yet (tokenizer "
-                "support is in progress); use --prompt-ids IDS with --ids\n", o.prompt ? "-p TEXT" : "text output");
-        status = 2;
+        if (ds_model_tokenizer(m, &tok, &err)) {
+            fprintf(stderr, "dsinfer run: %s needs a tokenizer: %s%s\n", o.prompt ? "-p TEXT" : "text output", err.msg,
+                    m->has_tokenizer ? "" : "; use --prompt-ids IDS with --ids");
+            status = m->has_tokenizer ? 1 : 2;
+            goto out;
+        }
+    }
+    if (o.prompt) {
+        tok_ids enc = {0};
+        if (tok_encode_prompt(tok, o.prompt, strlen(o.prompt), &enc, &err)) {
+            fprintf(stderr, "dsinfer run: -p: %s\n", err.msg);
+            tok_ids_free(&enc);
+            goto out;
+        }
+        tokens = enc.ids;
+        n_prompt = (int)enc.n;
+        if (n_prompt == 0) {
+            fprintf(stderr, "dsinfer run: -p: the prompt encodes to no tokens\n");
+            status = 2;
+            goto out;
+        }
+    } else if ((status = prompt_from_ids(o.prompt_ids, m, &tokens, &n_prompt)) != 0) {
         goto out;
     }
-    if ((status = prompt_from_ids(o.prompt_ids, m, &tokens, &n_prompt)) != 0) goto out;
+    if (!o.print_ids && !(stream = tok_stream_new(tok, true))) {
+        fprintf(stderr, "dsinfer run: out of memory\n");
+        goto out;
+    }
     status = 1;
     int n_ctx = o.ctx ? (int)o.ctx : (m->hp.n_ctx_train < 4096 ? m->hp.n_ctx_train : 4096);
     if (n_prompt > n_ctx) {
@@ -222,6 +257,10 @@ int cmd_run(int argc, char **argv) {
     while (n_gen < o.n_predict) {
         int32_t id = ds_sampler_sample(sampler, sess.logits, tokens, n_prompt + n_gen, n_prompt);
         tokens[n_prompt + n_gen++] = id;
+        if (stream && emit(stream, id, &err)) {
+            fprintf(stderr, "dsinfer run: %s\n", err.msg);
+            goto out;
+        }
         if (!o.ignore_eos && is_eos(m, id)) {
             stop = "eos";
             break;
@@ -239,14 +278,24 @@ int cmd_run(int argc, char **argv) {
         t_decode += now_s() - t1;
         n_decode_steps++;
     }
-    for (int i = 0; i < n_prompt + n_gen; i++) printf(i ? " %d" : "%d", tokens[i]);
-    printf("\n");
+    if (stream) {
+        const char *text;
+        size_t len;
+        tok_stream_finish(stream, &text, &len);
+        fwrite(text, 1, len, stdout);
+        printf("\n");
+    } else {
+        for (int i = 0; i < n_prompt + n_gen; i++) printf(i ? " %d" : "%d", tokens[i]);
+        printf("\n");
+    }
     fflush(stdout);
     fprintf(stderr, "prompt_tokens=%d generated_tokens=%d stop=%s prefill_tok_s=%.2f decode_tok_s=%.2f seed=%llu\n",
             n_prompt, n_gen, stop, t_prefill > 0 ? n_prompt / t_prefill : 0.0,
             t_decode > 0 ? n_decode_steps / t_decode : 0.0, (unsigned long long)sp.seed);
     status = 0;
 out:
+    tok_stream_free(stream);
+    tok_free(tok);
     ds_session_free(&sess);
     ds_sampler_free(sampler);
     ds_pool_destroy(pool);

@@ -63,3 +63,14 @@ def test_smollm2_info(smollm2):
     assert info["architecture"] == "llama" and info["layers"] == 30 and info["kv_heads"] == 3
     assert set(info["bytes_per_dtype"]) == {"F32", "Q4_1", "Q8_0"}
     assert 134_000_000 < info["parameters"] < 135_000_000
+
+
+def test_smollm2_text_prompt_and_text_output(smollm2):
+    """-p goes through the GGUF's own tokenizer (this file says add_bos_token = false, so no BOS);
+    the printed text is the streaming detokenizer's, compared with transformers' decode."""
+    model, ref = smollm2
+    proc = dsinfer("run", "-m", model, "-p", ref["prompt_text"], "-n", 0, "--ids")
+    assert [int(x) for x in proc.stdout.split()] == ref["prompt_ids"][1:]
+    proc = dsinfer("run", "-m", model, "--prompt-ids", ",".join(map(str, ref["prompt_ids"])), "-n", ref["n_new"],
+                   "--temp", "0", "--ignore-eos")
+    assert proc.stdout == ref["generated_text"] + "\n"
