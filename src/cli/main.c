@@ -16,6 +16,7 @@ static const command k_commands[] = {
     {"bench", cmd_bench, "prefill and decode speed"},
     {"logits", cmd_logits, "teacher-forced logits of a sequence, as raw float32"},
     {"tokenize", cmd_tokenize, "text to token ids (or --decode ids to text), as Hugging Face does"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching"},
 };
 
 static void usage(FILE *out) {
