@@ -10,6 +10,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/sampler.h"
+#include "engine/chat.h"
 #include "engine/model_tokenizer.h"
 #include "engine/session.h"
 
@@ -20,21 +21,22 @@ static void usage(FILE *out) {
             "usage: dsinfer run -m MODEL (-p TEXT | --prompt-ids IDS) [-n N] [-t T] [-c CTX]\n"
             "                   [--temp T] [--top-k K] [--top-p P] [--min-p P] [--seed S]\n"
             "                   [--repeat-penalty R] [--presence-penalty P] [--frequency-penalty F]\n"
-            "                   [--ignore-eos] [--ids]\n"
+            "                   [--ignore-eos] [--ids] [--chat [--system TEXT]]\n"
             "  MODEL   a Hugging Face model directory or a .gguf file\n"
             "  IDS     comma- or space-separated token ids\n"
             "  -n N    at most N new tokens (default 128)\n"
             "  -t T    threads (default: all cores)\n"
             "  -c CTX  context size (default: the model's, at most 4096)\n"
             "  --ids   print prompt and generated ids on one line instead of text\n"
+            "  --chat  wrap -p TEXT as a user message in the model's chat template (--system adds one)\n"
             "Sampling defaults come from generation_config.json when present, else greedy;\n"
             "--temp 0 is greedy. --seed defaults to a random seed, printed on stderr.\n");
 }
 
 typedef struct run_opts {
-    const char *model, *prompt, *prompt_ids;
+    const char *model, *prompt, *prompt_ids, *system;
     int64_t n_predict, threads, ctx;
-    bool ignore_eos, print_ids;
+    bool ignore_eos, print_ids, chat;
     /* sampling overrides; NAN / -1 = not given */
     double temp, top_p, min_p, repeat, presence, frequency;
     int64_t top_k, seed;
@@ -93,6 +95,11 @@ static int parse(int argc, char **argv, run_opts *o) {
             VALUE();
             if (arg_int(CMD, a, v, 0, INT64_MAX, &o->seed)) return -1;
             o->has_seed = true;
+        } else if (!strcmp(a, "--chat")) {
+            o->chat = true;
+        } else if (!strcmp(a, "--system")) {
+            VALUE();
+            o->system = v;
         } else if (!strcmp(a, "--ignore-eos")) {
             o->ignore_eos = true;
         } else if (!strcmp(a, "--ids")) {
@@ -111,6 +118,11 @@ static int parse(int argc, char **argv, run_opts *o) {
         fprintf(stderr, "dsinfer run: give exactly one of -p TEXT and --prompt-ids IDS\n");
         return -1;
     }
+    if ((o->chat || o->system) && !o->prompt) {
+        fprintf(stderr, "dsinfer run: --chat and --system need -p TEXT\n");
+        return -1;
+    }
+    if (o->system) o->chat = true;
     return 0;
 }
 
@@ -144,6 +156,19 @@ static bool is_eos(const ds_model *m, int32_t id) {
     for (int i = 0; i < m->n_eos; i++)
         if (m->eos_ids[i] == id) return true;
     return false;
+}
+
+/* --chat: [system,] user messages through the model's chat template. */
+static int chat_prompt(const tok_tokenizer *tok, const run_opts *o, tok_ids *ids, ds_err *err) {
+    tpl_template *tpl;
+    if (ds_chat_template(tok, &tpl, err)) return -1;
+    json_t *msgs = json_array();
+    if (o->system) json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system", "content", o->system));
+    json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "user", "content", o->prompt));
+    int rc = ds_chat_encode(tok, tpl, msgs, NULL, true, NULL, ids, NULL, err);
+    json_decref(msgs);
+    tpl_free(tpl);
+    return rc;
 }
 
 /* Prints the text a generated id completes, as soon as it forms whole characters. */
@@ -208,7 +233,16 @@ int cmd_run(int argc, char **argv) {
             goto out;
         }
     }
-    if (o.prompt) {
+    if (o.chat) {
+        tok_ids enc = {0};
+        if (chat_prompt(tok, &o, &enc, &err)) {
+            fprintf(stderr, "dsinfer run: --chat: %s\n", err.msg);
+            tok_ids_free(&enc);
+            goto out;
+        }
+        tokens = enc.ids;
+        n_prompt = (int)enc.n;
+    } else if (o.prompt) {
         tok_ids enc = {0};
         if (tok_encode_prompt(tok, o.prompt, strlen(o.prompt), &enc, &err)) {
             fprintf(stderr, "dsinfer run: -p: %s\n", err.msg);

@@ -2,11 +2,13 @@
  *
  *   dsinfer tokenize (-m MODEL | --tokenizer DIR) (TEXT | -f FILE) [--bos] [--special]
  *   dsinfer tokenize (-m MODEL | --tokenizer DIR) --decode "1 2 3" [--skip-special]
+ *   dsinfer tokenize (-m MODEL | --tokenizer DIR) --chat FILE.json
  *
  * Encoding prints the ids joined by single spaces and a newline (a lone newline for empty
  * input). Without flags added tokens marked special stay ordinary text (HF
  * split_special_tokens=True); --special matches them too (HF's default); --bos adds what
- * add_special_tokens=True adds. Decoding prints HF's decode(ids) with no added newline. */
+ * add_special_tokens=True adds. Decoding prints HF's decode(ids) with no added newline. --chat
+ * prints the prompt the chat template renders from an OpenAI-style request body, byte for byte. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "engine/chat.h"
 #include "tokenizer/tokenizer.h"
 
 #define CMD "tokenize"
@@ -21,6 +24,7 @@
 static const char k_usage[] =
     "usage: dsinfer tokenize (-m MODEL | --tokenizer DIR) (TEXT | -f FILE) [--bos] [--special]\n"
     "       dsinfer tokenize (-m MODEL | --tokenizer DIR) --decode \"ID ID ...\" [--skip-special]\n"
+    "       dsinfer tokenize (-m MODEL | --tokenizer DIR) --chat FILE.json\n"
     "  -m MODEL          a Hugging Face model directory or a .gguf file\n"
     "  --tokenizer DIR   a directory with tokenizer.json (+ tokenizer_config.json)\n"
     "  -f FILE           encode the bytes of FILE ('-' = standard input)\n"
@@ -28,6 +32,8 @@ static const char k_usage[] =
     "                    (default: special tokens are encoded as ordinary text)\n"
     "  --bos             add what the tokenizer adds for add_special_tokens=True (e.g. BOS)\n"
     "  --decode IDS      print the text of the ids (space- or comma-separated)\n"
+    "  --chat FILE.json  print the prompt rendered from {\"messages\": [...], \"tools\": [...],\n"
+    "                    \"add_generation_prompt\": true, \"chat_template_kwargs\": {...}}\n"
     "  --skip-special    with --decode: leave special tokens out\n"
     "  --                end of options (for a TEXT that starts with '-')\n";
 
@@ -99,6 +105,40 @@ static int print_ids(const tok_ids *ids) {
     return rc;
 }
 
+/* --chat: renders an OpenAI-style request body with the tokenizer's chat template. */
+static int render_chat(const tok_tokenizer *t, const char *path) {
+    json_error_t je;
+    json_t *req = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!req) {
+        fprintf(stderr, "dsinfer tokenize: --chat %s: invalid JSON at line %d column %d: %s\n", path, je.line, je.column, je.text);
+        return 1;
+    }
+    int rc = 1;
+    ds_err err = {0};
+    tpl_template *tpl = NULL;
+    char *text = NULL;
+    const json_t *agp = json_object_get(req, "add_generation_prompt"), *kw = json_object_get(req, "chat_template_kwargs");
+    const json_t *tools = json_object_get(req, "tools");
+    if (!json_is_object(req) || !json_is_array(json_object_get(req, "messages"))) {
+        fprintf(stderr, "dsinfer tokenize: --chat %s: expected an object with a 'messages' list\n", path);
+    } else if (agp && !json_is_boolean(agp)) {
+        fprintf(stderr, "dsinfer tokenize: --chat %s: 'add_generation_prompt' must be true or false\n", path);
+    } else if (kw && !json_is_null(kw) && !json_is_object(kw)) {
+        fprintf(stderr, "dsinfer tokenize: --chat %s: 'chat_template_kwargs' must be an object\n", path);
+    } else if (ds_chat_template(t, &tpl, &err) ||
+               ds_chat_encode(t, tpl, json_object_get(req, "messages"), json_is_null(tools) ? NULL : tools,
+                              !agp || json_is_true(agp), kw, NULL, &text, &err)) {
+        fprintf(stderr, "dsinfer tokenize: --chat %s: %s\n", path, err.msg);
+    } else {
+        size_t len = strlen(text);
+        rc = fwrite(text, 1, len, stdout) == len ? 0 : 1;
+    }
+    free(text);
+    tpl_free(tpl);
+    json_decref(req);
+    return rc;
+}
+
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *text = NULL, *decode = NULL, *chat = NULL;
     bool bos = false, special = false, skip_special = false, opts_done = false;
@@ -133,14 +173,9 @@ int cmd_tokenize(int argc, char **argv) {
     int inputs = (text != NULL) + (file != NULL) + (decode != NULL) + (chat != NULL);
     if (!model || inputs != 1) {
         fprintf(stderr, "dsinfer tokenize: give -m MODEL (or --tokenizer DIR) and exactly one of TEXT, "
-                        "-f FILE, --decode IDS\n%s", k_usage);
+                        "-f FILE, --decode IDS, --chat FILE.json\n%s", k_usage);
         return 2;
     }
-    if (chat) {
-        fprintf(stderr, "dsinfer tokenize: --chat: chat templates are not supported yet\n");
-        return 1;
-    }
-
     ds_err err = {0};
     tok_tokenizer *t;
     if (tok_load(model, &t, &err)) {
@@ -150,6 +185,10 @@ int cmd_tokenize(int argc, char **argv) {
     int rc = 1;
     tok_ids ids = {0};
     char *buf = NULL;
+    if (chat) {
+        rc = render_chat(t, chat);
+        goto done;
+    }
     if (decode) {
         if (parse_ids(decode, &ids)) {
             rc = 2;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/chat.h"
 #include "server/srv_internal.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -72,76 +73,17 @@ bool srv_client_gone(int fd) {
     return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
-/* Message content given as a list of text parts becomes one string, as templates expect. */
-static json_t *normalize_messages(const json_t *messages) {
-    json_t *out = json_deep_copy(messages);
-    size_t i;
-    json_t *m;
-    json_array_foreach(out, i, m) {
-        json_t *c = json_object_get(m, "content");
-        if (!json_is_array(c)) continue;
-        size_t len = 0, k;
-        json_t *part;
-        json_array_foreach(c, k, part) len += json_string_length(json_object_get(part, "text"));
-        char *text = malloc(len + 1);
-        if (!text) continue;
-        size_t at = 0;
-        json_array_foreach(c, k, part) {
-            const json_t *t = json_object_get(part, "text");
-            memcpy(text + at, json_string_value(t), json_string_length(t));
-            at += json_string_length(t);
-        }
-        json_object_set_new(m, "content", json_stringn(text, at));
-        free(text);
-    }
-    return out;
-}
-
 int srv_chat_tokens(srv_state *s, const json_t *messages, const json_t *tools, tok_ids *out, char **prompt_text,
                     srv_error *err) {
-    *prompt_text = NULL;
-    json_t *msgs = normalize_messages(messages), *kwargs = json_object(), *ctx = NULL;
-    const char *bos = tok_bos_text(s->tok), *eos = tok_eos_text(s->tok);
-    json_object_set_new(kwargs, "bos_token", json_string(bos ? bos : ""));
-    json_object_set_new(kwargs, "eos_token", json_string(eos ? eos : ""));
     ds_err e = {0};
-    tpl_output o = {0};
-    int rc = -1;
-    if (!msgs || tpl_chat_context(NULL, msgs, tools, true, kwargs, &ctx, &e)) {
-        srv_fail(err, 400, "messages", "cannot build the chat template context: %s", e.msg[0] ? e.msg : "out of memory");
-        goto out;
-    }
-    if (tpl_render(s->tpl, ctx, &o, &e)) {
-        srv_fail(err, 400, "messages", "the chat template rejected these messages: %s", e.msg);
-        goto out;
-    }
-    tok_segment *segs = calloc(o.n_segs ? o.n_segs : 1, sizeof *segs);
-    if (!segs) {
-        srv_fail(err, 503, NULL, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < o.n_segs; i++)
-        segs[i] = (tok_segment){o.segs[i].text, o.segs[i].len,
-                                o.segs[i].origin == TPL_TEMPLATE ? TOK_ADDED_ALL : TOK_ADDED_NONE};
-    if (tok_encode_segments(s->tok, segs, o.n_segs, false, out, &e)) {
-        srv_fail(err, 400, "messages", "cannot tokenize the messages: %s", e.msg);
-        free(segs);
-        goto out;
-    }
-    free(segs);
+    if (ds_chat_encode(s->tok, s->tpl, messages, tools, true, NULL, out, prompt_text, &e))
+        return srv_fail(err, 400, "messages", "%s", e.msg);
     if (out->n == 0) {
-        srv_fail(err, 400, "messages", "the messages render to an empty prompt");
-        goto out;
+        free(*prompt_text);
+        *prompt_text = NULL;
+        return srv_fail(err, 400, "messages", "the messages render to an empty prompt");
     }
-    *prompt_text = o.text;
-    o.text = NULL;
-    rc = 0;
-out:
-    tpl_output_free(&o);
-    json_decref(msgs);
-    json_decref(kwargs);
-    json_decref(ctx);
-    return rc;
+    return 0;
 }
 
 /* ---- connections and the read-timeout watchdog -------------------------------------------- */
@@ -646,13 +588,7 @@ static int load(srv_state *s) {
         fprintf(stderr, "dsinfer serve: the model's tokenizer cannot be loaded: %s\n", err.msg);
         return -1;
     }
-    const char *src = tok_chat_template(s->tok);
-    if (!src) {
-        snprintf(s->tpl_error, sizeof s->tpl_error, "the model ships no chat template");
-    } else if (tpl_compile(src, strlen(src), &s->tpl, &err)) {
-        snprintf(s->tpl_error, sizeof s->tpl_error, "its chat template is not supported yet (%.400s)", err.msg);
-        s->tpl = NULL;
-    }
+    if (ds_chat_template(s->tok, &s->tpl, &err)) snprintf(s->tpl_error, sizeof s->tpl_error, "%.400s", err.msg);
     if (!s->tpl) fprintf(stderr, "dsinfer serve: chat completions disabled: %s\n", s->tpl_error);
     s->think = tok_token_id(s->tok, "<think>") >= 0 && tok_token_id(s->tok, "</think>") >= 0;
     int n_ctx_train = s->model->hp.n_ctx_train > 0 ? s->model->hp.n_ctx_train : 4096;
