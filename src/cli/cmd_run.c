@@ -127,16 +127,9 @@ static int parse(int argc, char **argv, run_opts *o) {
 }
 
 static ds_sampler_params sampler_params(const run_opts *o, const ds_model *m) {
-    const ds_sampling_defaults *d = &m->sampling;
-    ds_sampler_params p = {
-        .temperature = d->do_sample ? d->temperature : 0.0f,
-        .top_k = d->do_sample ? d->top_k : 0,
-        .top_p = d->do_sample ? d->top_p : 1.0f,
-        .min_p = d->do_sample ? d->min_p : 0.0f,
-        .repeat_penalty = d->repetition_penalty > 0 ? d->repetition_penalty : 1.0f,
-        .presence_penalty = (float)o->presence,
-        .frequency_penalty = (float)o->frequency,
-    };
+    ds_sampler_params p = ds_sampler_defaults(&m->sampling);
+    p.presence_penalty = (float)o->presence;
+    p.frequency_penalty = (float)o->frequency;
     if (o->temp >= 0) p.temperature = (float)o->temp;
     if (o->top_k >= 0) p.top_k = (int)o->top_k;
     if (o->top_p >= 0) p.top_p = (float)o->top_p;

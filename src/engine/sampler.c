@@ -3,6 +3,8 @@
  * so ties resolve the same way on every run. The RNG is xoshiro256** seeded by splitmix64. */
 #include "engine/sampler.h"
 
+#include "model/model.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +69,16 @@ void ds_sampler_free(ds_sampler *s) {
     free(s->cands);
     free(s->counts);
     free(s);
+}
+
+ds_sampler_params ds_sampler_defaults(const ds_sampling_defaults *d) {
+    return (ds_sampler_params){
+        .temperature = d->do_sample ? d->temperature : 0.0f,
+        .top_k = d->do_sample ? d->top_k : 0,
+        .top_p = d->do_sample ? d->top_p : 1.0f,
+        .min_p = d->do_sample ? d->min_p : 0.0f,
+        .repeat_penalty = d->repetition_penalty > 0 ? d->repetition_penalty : 1.0f,
+    };
 }
 
 uint64_t ds_random_seed(void) {

@@ -19,6 +19,12 @@ typedef struct ds_sampler_params {
 
 typedef struct ds_sampler ds_sampler;
 
+struct ds_sampling_defaults;
+
+/* The parameters a model's generation_config.json asks for (greedy when it does not sample);
+ * penalties other than repetition are off, and the seed is 0. */
+ds_sampler_params ds_sampler_defaults(const struct ds_sampling_defaults *d);
+
 ds_sampler *ds_sampler_create(const ds_sampler_params *p, int n_vocab, int n_valid);
 void ds_sampler_free(ds_sampler *s);
 

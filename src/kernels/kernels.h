@@ -37,6 +37,9 @@ float ds_dot_f32(const float *a, const float *b, int n);
 /* out = x / sqrt(mean(x^2) + eps) * g, all f32, length n. */
 void ds_rmsnorm(float *out, const float *x, const float *g, int n, float eps);
 
+/* Softmax of x[0..n) in place, summed in index order (attention and routers use it). */
+void ds_softmax(float *x, int n);
+
 /* x = silu(gate) * up, in place on gate, length n. */
 void ds_swiglu(float *gate, const float *up, int n);
 

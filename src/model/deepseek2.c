@@ -145,7 +145,6 @@ static void mla_task(void *ctx, int task, int thread) {
     float *scores = j->c->scores + (size_t)thread * (size_t)j->c->max_ctx;
     float *tmp = j->c->expand_tmp + (size_t)thread * (size_t)(dn + dv);
     const ds_tensor *uk = &j->L->w_uk_t[h], *uv = &j->L->w_uv[h];
-    float max = -INFINITY;
     for (int p = 0; p <= pos; p++) {
         const float *cp = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)W;
         float s;
@@ -163,20 +162,14 @@ static void mla_task(void *ctx, int task, int thread) {
         }
         s *= j->m->attn_scale;
         scores[p] = s;
-        if (s > max) max = s;
     }
-    float sum = 0;
-    for (int p = 0; p <= pos; p++) {
-        scores[p] = expf(scores[p] - max);
-        sum += scores[p];
-    }
-    const float inv = 1.0f / sum;
+    ds_softmax(scores, pos + 1);
     if (j->c->mla_expanded) {
         float *out = j->c->att + (size_t)t * H * dv + (size_t)h * dv;
         memset(out, 0, sizeof(float) * (size_t)dv);
         for (int p = 0; p <= pos; p++) {
             const float *cp = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)W;
-            const float w = scores[p] * inv;
+            const float w = scores[p];
             for (int i = 0; i < dv; i++) out[i] += w * ds_dot_f32((const float *)uv->data + (size_t)i * dc, cp, dc);
         }
         return;
@@ -185,7 +178,7 @@ static void mla_task(void *ctx, int task, int thread) {
     memset(o_lat, 0, sizeof(float) * (size_t)dc);
     for (int p = 0; p <= pos; p++) {
         const float *cp = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)W;
-        const float w = scores[p] * inv;
+        const float w = scores[p];
         for (int k = 0; k < dc; k++) o_lat[k] += w * cp[k];
     }
 }
@@ -251,10 +244,8 @@ static void route(const ds_hparams *hp, const ds_layer *L, float *logits, int32_
     if (hp->scoring == DS_MOE_SIGMOID) {
         for (int e = 0; e < N; e++) scores[e] = 1.0f / (1.0f + expf(-logits[e]));
     } else {
-        float max = -INFINITY, sum = 0;
-        for (int e = 0; e < N; e++) max = logits[e] > max ? logits[e] : max;
-        for (int e = 0; e < N; e++) sum += (scores[e] = expf(logits[e] - max));
-        for (int e = 0; e < N; e++) scores[e] /= sum;
+        memcpy(scores, logits, sizeof scores);
+        ds_softmax(scores, N);
     }
     for (int e = 0; e < N; e++) choice[e] = scores[e] + (hp->topk_method == DS_MOE_NOAUX_TC ? L->exp_bias[e] : 0.0f);
     if (hp->topk_method != DS_MOE_GREEDY && G > 1) {

@@ -122,24 +122,17 @@ static void attn_task(void *ctx, int task, int thread) {
     const float *q = j->c->q + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
     float *scores = j->c->scores + (size_t)thread * (size_t)j->c->max_ctx;
     const float scale = 1.0f / sqrtf((float)D);
-    float max = -INFINITY;
     for (int p = 0; p <= pos; p++) {
         const float *k = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)j->kv->width_k + (size_t)kvh * (size_t)D;
         float s = ds_dot_f32(q, k, D) * scale;
         scores[p] = s;
-        if (s > max) max = s;
     }
-    float sum = 0.0f;
-    for (int p = 0; p <= pos; p++) {
-        scores[p] = expf(scores[p] - max);
-        sum += scores[p];
-    }
-    const float inv = 1.0f / sum;
+    ds_softmax(scores, pos + 1);
     float *out = j->c->att + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
     memset(out, 0, sizeof(float) * (size_t)D);
     for (int p = 0; p <= pos; p++) {
         const float *v = j->kv->v + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)j->kv->width_v + (size_t)kvh * (size_t)D;
-        const float w = scores[p] * inv;
+        const float w = scores[p];
         for (int d = 0; d < D; d++) out[d] += w * v[d];
     }
 }

@@ -84,14 +84,7 @@ bool srv_gen_streaming(const srv_gen *g) { return g->p.stream; }
 /* ---- building the requests ---------------------------------------------------------------- */
 
 static ds_sampler_params sampling(const srv_state *s, const srv_params *p) {
-    const ds_sampling_defaults *d = &s->model->sampling;
-    ds_sampler_params sp = {
-        .temperature = d->do_sample ? d->temperature : 0.0f,
-        .top_k = d->do_sample ? d->top_k : 0,
-        .top_p = d->do_sample ? d->top_p : 1.0f,
-        .min_p = d->do_sample ? d->min_p : 0.0f,
-        .repeat_penalty = d->repetition_penalty > 0 ? d->repetition_penalty : 1.0f,
-    };
+    ds_sampler_params sp = ds_sampler_defaults(&s->model->sampling);
     if (!isnan(p->temperature)) sp.temperature = (float)p->temperature;
     if (p->top_k >= -1) sp.top_k = p->top_k < 0 ? 0 : (int)p->top_k;
     if (!isnan(p->top_p)) sp.top_p = (float)p->top_p;

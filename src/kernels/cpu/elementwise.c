@@ -17,3 +17,11 @@ void ds_swiglu(float *gate, const float *up, int n) {
         gate[i] = g / (1.0f + expf(-g)) * up[i];
     }
 }
+
+void ds_softmax(float *x, int n) {
+    float max = -INFINITY, sum = 0.0f;
+    for (int i = 0; i < n; i++) max = x[i] > max ? x[i] : max;
+    for (int i = 0; i < n; i++) sum += (x[i] = expf(x[i] - max));
+    const float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
