@@ -3,8 +3,8 @@ tokenizer + ChatML template), driven by the official openai client and raw HTTP.
 
 Everything runs against one module-scoped server (--parallel 8, --queue 16, an API key, a short
 --read-timeout) so the suite stays within a few seconds of model time per test on 2 cores.
-The prefix-reuse test uses DSINFER_PREFIX_TOKENS prompt tokens (default 200; the issue's
-figure is 1000, which costs ~40 s of prefill at today's CPU speed)."""
+The prefix-reuse test shares a system prompt of DSINFER_PREFIX_TOKENS tokens (default 1000, the
+issue's figure; about 20 s of prefill on 2 cores)."""
 import concurrent.futures as cf
 import json
 import os
@@ -240,7 +240,7 @@ def test_greedy_equals_run_alone_and_under_load(server, model):
 
 
 def test_prefix_reuse(server):
-    n_prefix = int(os.environ.get("DSINFER_PREFIX_TOKENS", "200"))
+    n_prefix = int(os.environ.get("DSINFER_PREFIX_TOKENS", "1000"))
     system = tokenize(server, " ".join(f"rule {i} is that the answer stays short;" for i in range(n_prefix)))[:n_prefix]
     assert len(system) == n_prefix
     a = system + tokenize(server, " Question one: what is red?")
