@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all build unit test integration asan fuzz clean venv fixtures real-models
+.PHONY: all build unit test integration asan fuzz clean venv real-models
 
 all: build
 
@@ -41,6 +41,10 @@ fuzz:
 	  $$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus-$$name $$( [ -d $$corpus ] && echo $$corpus ) \
 	     >build-fuzz/log-$$name 2>&1 || { tail -n 40 build-fuzz/log-$$name; exit 1; }; tail -n 2 build-fuzz/log-$$name; \
 	done
+
+# Real models too large for CI (tools/fetch-models; results in docs/models.md).
+real-models: build venv
+	DSINFER_LARGE_MODELS=1 .venv/bin/python -m pytest -q tests/integration/test_real_models.py
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

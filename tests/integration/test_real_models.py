@@ -74,3 +74,17 @@ def test_smollm2_text_prompt_and_text_output(smollm2):
     proc = dsinfer("run", "-m", model, "--prompt-ids", ",".join(map(str, ref["prompt_ids"])), "-n", ref["n_new"],
                    "--temp", "0", "--ignore-eos")
     assert proc.stdout == ref["generated_text"] + "\n"
+
+
+@pytest.mark.skipif(os.environ.get("DSINFER_LARGE_MODELS") != "1",
+                    reason="larger real models run from `make real-models` (491 MB download)")
+def test_large_qwen25_coder_chat():
+    """Qwen2.5-Coder-0.5B-Instruct Q4_K_M (Q5_0/Q8_0/Q6_K/Q4_K tensors, qwen2 arch with biases):
+    loads, chats through its own template, and answers a coding question sensibly."""
+    model = fetch("qwen2.5-coder-0.5b")
+    info = json.loads(dsinfer("info", model, "--json").stdout)
+    assert info["architecture"] == "qwen2" and info["layers"] == 24
+    assert {"Q5_0", "Q8_0", "Q6_K", "Q4_K"} <= set(info["bytes_per_dtype"])
+    proc = dsinfer("run", "-m", model, "--chat", "-p", "Write a Python function that returns the square of x.",
+                   "-n", 40, "--temp", 0, timeout=600)
+    assert "def " in proc.stdout and "return" in proc.stdout
