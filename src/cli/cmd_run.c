@@ -184,6 +184,11 @@ static int prompt_from_ids(const char *s, const ds_model *m, int32_t **ids, int 
         return 2;
     }
     *ids = malloc(sizeof **ids * (size_t)*n);
+    if (!*ids) {
+        fprintf(stderr, "dsinfer run: out of memory\n");
+        free(raw);
+        return 1;
+    }
     for (int i = 0; i < *n; i++) {
         if (raw[i] >= m->hp.n_vocab) {
             fprintf(stderr, "dsinfer run: --prompt-ids: id %lld at position %d is not below vocab_size %d\n",
