@@ -506,6 +506,12 @@ static json_t *finish_json(const gen_choice *gc) {
     return gc->finish_reason ? json_string(gc->finish_reason) : json_null();
 }
 
+/* A /v1/completions choice: the text so far, its logprobs and finish reason. */
+static json_t *text_choice(const srv_gen *g, gen_choice *gc, int i, size_t *off) {
+    return json_pack("{s:i, s:o, s:o, s:o}", "index", i, "text", srv_jstr(gc->content.p ? gc->content.p : "", gc->content.len),
+                     "logprobs", choice_logprobs(g, gc, off), "finish_reason", finish_json(gc));
+}
+
 json_t *srv_gen_collect(srv_gen *g, srv_error *err) {
     for (;;) {
         pump_result pr = pump(g);
@@ -540,9 +546,7 @@ json_t *srv_gen_collect(srv_gen *g, srv_error *err) {
             c = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "message", msg, "logprobs", choice_logprobs(g, gc, &off),
                           "finish_reason", finish_json(gc));
         } else {
-            c = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "text",
-                          srv_jstr(gc->content.p ? gc->content.p : "", gc->content.len), "logprobs",
-                          choice_logprobs(g, gc, &off), "finish_reason", finish_json(gc));
+            c = text_choice(g, gc, i, &off);
         }
         json_array_append_new(choices, c);
     }
@@ -595,9 +599,7 @@ static void emit_events(srv_gen *g) {
             c = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "delta", d, "logprobs", choice_logprobs(g, gc, &off),
                           "finish_reason", finish_json(gc));
         } else {
-            c = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "text",
-                          srv_jstr(gc->content.p ? gc->content.p : "", gc->content.len), "logprobs",
-                          choice_logprobs(g, gc, &off), "finish_reason", finish_json(gc));
+            c = text_choice(g, gc, i, &off);
         }
         gc->content.len = gc->reasoning.len = 0;
         gc->final_sent = final;

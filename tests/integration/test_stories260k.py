@@ -24,6 +24,16 @@ def run_ids(prompt, n, *extra):
     return [int(x) for x in proc.stdout.split()], proc
 
 
+def linked_copy(tmp_path):
+    """A model directory holding links to stories260k's config and weights, for variations."""
+    src = need_shared("models", "stories260k")
+    model = tmp_path / "m"
+    model.mkdir()
+    for f in ("config.json", "model.safetensors"):
+        (model / f).symlink_to(src / f)
+    return model
+
+
 def our_logits(ids, tmp_path, *extra):
     out = tmp_path / "logits.f32"
     dsinfer("logits", "-m", need_shared("models", "stories260k"), "--prompt-ids", ",".join(map(str, ids)),
@@ -100,11 +110,7 @@ def test_context_stop():
 def test_eos_stop_and_ignore_eos(tmp_path):
     # stories260k never produces EOS greedily, so make a copy whose generation_config says the
     # first greedy token from BOS (461) is an EOS.
-    src = need_shared("models", "stories260k")
-    model = tmp_path / "m"
-    model.mkdir()
-    for f in ("config.json", "model.safetensors"):
-        (model / f).symlink_to(src / f)
+    model = linked_copy(tmp_path)
     (model / "generation_config.json").write_text('{"bos_token_id": 1, "eos_token_id": [2, 461]}')
     proc = dsinfer("run", "-m", model, "--prompt-ids", "1", "-n", "10", "--ids", "--temp", "0")
     assert proc.stdout.split() == ["1", "461"]
@@ -171,11 +177,7 @@ def test_bench_json_lines():
 
 
 def test_sampling_defaults_come_from_generation_config(tmp_path):
-    src = need_shared("models", "stories260k")
-    model = tmp_path / "m"
-    model.mkdir()
-    for f in ("config.json", "model.safetensors"):
-        (model / f).symlink_to(src / f)
+    model = linked_copy(tmp_path)
     greedy, _ = run_ids([1, 403], 30)
     # No generation_config: greedy.
     plain = dsinfer("run", "-m", model, "--prompt-ids", "1,403", "-n", 30, "--ids", "--seed", 5)
