@@ -6,7 +6,8 @@ import subprocess
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-BINARY = REPO / "build" / "dsinfer"
+# DSINFER_BIN may point at another build of the same sources (e.g. a sanitizer build).
+BINARY = pathlib.Path(os.environ.get("DSINFER_BIN", REPO / "build" / "dsinfer"))
 FIXTURES = REPO / "tests" / "fixtures"
 SHARED = REPO.parent / "shared"
 

@@ -17,8 +17,7 @@ import pytest
 from conftest import BINARY, FIXTURES, need_shared
 
 
-# DSINFER_BINARY may point at another build of the same sources
-BIN = pathlib.Path(os.environ.get("DSINFER_BINARY", str(BINARY)))
+BIN = BINARY
 
 
 def run(*args, stdin=None):
