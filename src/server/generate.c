@@ -4,8 +4,9 @@
  * The engine knows only ids; text is made here, on the connection's thread: each choice has a
  * streaming detokenizer (never half a UTF-8 character), a hold-back buffer for stop strings
  * (text that might be the start of a stop string is not sent until it is known not to be),
- * and, for R1-style models, a splitter that sends what precedes </think> as
- * reasoning_content. A stop string ends the choice in the engine too. */
+ * and, for R1-style models, the reasoning split (reasoning.c) that sends what precedes </think>
+ * as reasoning_content. A stop string ends the choice in the engine too. Latencies for
+ * /metrics are taken here, as the connection sees the tokens. */
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <math.h>
@@ -17,33 +18,6 @@
 
 #include "server/srv_internal.h"
 
-/* A growable byte buffer. */
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-} sbuf;
-
-static int sb_add(sbuf *b, const char *s, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-    return 0;
-}
-
-static void sb_drop_front(sbuf *b, size_t n) {
-    memmove(b->p, b->p + n, b->len - n);
-    b->len -= n;
-    if (b->p) b->p[b->len] = 0;
-}
-
 /* One choice as the client sees it. */
 typedef struct gen_choice {
     sched_req *req;
@@ -51,10 +25,11 @@ typedef struct gen_choice {
     int consumed;           /* engine tokens taken so far */
     int n_tokens;           /* completion tokens counted (up to a stop string) */
     tok_stream *ts;
-    sbuf hold;              /* decoded text held back for stop-string matching */
-    sbuf think_hold;        /* text held back while it may be the start of </think> */
-    bool in_reasoning;
-    sbuf content, reasoning;/* text ready to send (stream: since the last event) */
+    srv_buf hold;           /* decoded text held back for stop-string matching */
+    bool split;             /* chat with an R1-style model: text goes through `think` */
+    srv_reasoning think;
+    srv_buf content, reasoning; /* text ready to send (stream: since the last event) */
+    double t_first, t_last; /* when the first and the latest token were taken (srv_now) */
     json_t *lp;             /* logprob entries ready to send (chat shape), or NULL */
     const char *finish_reason; /* non-NULL once finished */
     bool final_sent, role_sent;
@@ -69,11 +44,12 @@ struct srv_gen {
     gen_choice *ch;         /* [n_reqs × p.n]: prompt-major, as OpenAI numbers choices */
     int n_ch;
     int fd;
-    double deadline;
+    double t_start, deadline;
+    bool first_token_seen;
     char id[48];
     int64_t created;
     int prompt_tokens, cached_tokens;
-    sbuf out;               /* SSE bytes not yet handed to the connection */
+    srv_buf out;            /* SSE bytes not yet handed to the connection */
     size_t out_off;
     bool usage_sent, done_sent, failed;
     srv_error err;
@@ -120,7 +96,7 @@ static int prompts(srv_gen *g, tok_ids **out, int *n_out, bool *opens_think, srv
         char *text = NULL;
         if (!*out) return srv_fail(err, 503, NULL, "out of memory");
         if (srv_chat_tokens(s, g->p.messages, g->p.tools, &(*out)[0], &text, err)) return -1;
-        if (s->think && text) {
+        if (text) {
             /* R1 templates open the reasoning block themselves (PEERS.md §1c). */
             size_t n = strlen(text);
             while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
@@ -162,7 +138,8 @@ int srv_gen_start(srv_state *s, srv_endpoint kind, json_t *body, int fd, srv_gen
     g->body = body;
     g->fd = fd;
     g->created = (int64_t)time(NULL);
-    g->deadline = srv_now() + s->cfg.timeout_s;
+    g->t_start = srv_now();
+    g->deadline = g->t_start + s->cfg.timeout_s;
     static atomic_uint_fast64_t counter;
     snprintf(g->id, sizeof g->id, "%s-%" PRIx64 "%08" PRIx64, kind == SRV_CHAT ? "chatcmpl" : "cmpl",
              (uint64_t)g->created, (uint64_t)atomic_fetch_add(&counter, 1));
@@ -220,7 +197,8 @@ int srv_gen_start(srv_state *s, srv_endpoint kind, json_t *body, int fd, srv_gen
             gen_choice *gc = &g->ch[i * g->p.n + c];
             gc->req = r;
             gc->ci = c;
-            gc->in_reasoning = opens_think;
+            gc->split = kind == SRV_CHAT && (s->think || opens_think);
+            srv_reasoning_init(&gc->think, opens_think);
             gc->ts = tok_stream_new(s->tok, true);
             if (!gc->ts) {
                 srv_fail(err, 503, NULL, "out of memory");
@@ -264,7 +242,8 @@ void srv_gen_free(void *arg) {
     for (int i = 0; i < g->n_ch; i++) {
         gen_choice *gc = &g->ch[i];
         tok_stream_free(gc->ts);
-        free(gc->hold.p), free(gc->think_hold.p), free(gc->content.p), free(gc->reasoning.p);
+        srv_reasoning_free(&gc->think);
+        free(gc->hold.p), free(gc->content.p), free(gc->reasoning.p);
         json_decref(gc->lp);
     }
     free(g->ch);
@@ -277,34 +256,15 @@ void srv_gen_free(void *arg) {
 
 /* ---- text: reasoning split, stop strings --------------------------------------------------- */
 
-/* Sends text to content or reasoning, switching at </think> (held back while it might be a
- * partial </think>). */
+/* Sends settled text to content, or through the reasoning split. */
 static void route_text(gen_choice *gc, const char *t, size_t n) {
-    static const char tag[] = "</think>";
-    const size_t tl = sizeof tag - 1;
-    if (!gc->in_reasoning) {
-        sb_add(&gc->content, t, n);
-        return;
-    }
-    sb_add(&gc->think_hold, t, n);
-    char *end = memmem(gc->think_hold.p, gc->think_hold.len, tag, tl);
-    if (end) {
-        size_t at = (size_t)(end - gc->think_hold.p);
-        sb_add(&gc->reasoning, gc->think_hold.p, at);
-        gc->in_reasoning = false;
-        size_t rest = gc->think_hold.len - at - tl;
-        const char *after = end + tl;
-        /* R1 writes "</think>\n\n" before the answer. */
-        while (rest > 0 && *after == '\n') after++, rest--;
-        sb_add(&gc->content, after, rest);
-        gc->think_hold.len = 0;
-        return;
-    }
-    size_t keep = 0;
-    for (size_t k = tl - 1; k > 0 && !keep; k--)
-        if (gc->think_hold.len >= k && !memcmp(gc->think_hold.p + gc->think_hold.len - k, tag, k)) keep = k;
-    sb_add(&gc->reasoning, gc->think_hold.p, gc->think_hold.len - keep);
-    sb_drop_front(&gc->think_hold, gc->think_hold.len - keep);
+    if (gc->split) srv_reasoning_feed(&gc->think, t, n, &gc->reasoning, &gc->content);
+    else srv_buf_add(&gc->content, t, n);
+}
+
+/* The choice's text has ended: gives out what the reasoning split still holds. */
+static void end_text(gen_choice *gc) {
+    if (gc->split) srv_reasoning_finish(&gc->think, &gc->reasoning, &gc->content);
 }
 
 /* Adds decoded text; returns true when a stop string ended the choice. */
@@ -313,7 +273,7 @@ static bool add_text(srv_gen *g, gen_choice *gc, const char *t, size_t n) {
         route_text(gc, t, n);
         return false;
     }
-    sb_add(&gc->hold, t, n);
+    srv_buf_add(&gc->hold, t, n);
     size_t best = SIZE_MAX;
     for (int i = 0; i < g->p.n_stop; i++) {
         const char *m = memmem(gc->hold.p, gc->hold.len, g->p.stop[i], strlen(g->p.stop[i]));
@@ -335,7 +295,7 @@ static bool add_text(srv_gen *g, gen_choice *gc, const char *t, size_t n) {
             }
     }
     route_text(gc, gc->hold.p, gc->hold.len - keep);
-    sb_drop_front(&gc->hold, gc->hold.len - keep);
+    srv_buf_drop_front(&gc->hold, gc->hold.len - keep);
     return false;
 }
 
@@ -385,6 +345,15 @@ static bool take(srv_gen *g, gen_choice *gc) {
     sched_req_unlock(r);
     if (avail > from && !copy) return false;
     bool changed = avail > from;
+    if (changed) {
+        double now = srv_now();
+        if (from == 0) gc->t_first = now;
+        gc->t_last = now;
+        if (!g->first_token_seen) {
+            g->first_token_seen = true;
+            srv_metrics_observe(&g->srv->metrics, SRV_HIST_TTFT, now - g->t_start);
+        }
+    }
     for (int i = 0; i < avail - from && !gc->finish_reason; i++) {
         const char *text;
         size_t len;
@@ -393,6 +362,7 @@ static bool take(srv_gen *g, gen_choice *gc) {
         if (g->p.logprobs >= 0) add_logprob(g, gc, &copy[i]);
         if (tok_stream_push(gc->ts, copy[i].id, &text, &len, &e)) continue;
         if (add_text(g, gc, text, len)) {
+            end_text(gc);
             gc->finish_reason = "stop";
             sched_req_stop_choice(g->srv->engine, r, gc->ci);
         }
@@ -408,10 +378,7 @@ static bool take(srv_gen *g, gen_choice *gc) {
             route_text(gc, gc->hold.p ? gc->hold.p : "", gc->hold.len);
             gc->hold.len = 0;
         }
-        if (gc->think_hold.len) {
-            sb_add(&gc->reasoning, gc->think_hold.p, gc->think_hold.len);
-            gc->think_hold.len = 0;
-        }
+        end_text(gc);
         gc->finish_reason = stopped ? "stop" : finish_name(fin);
         changed = true;
     }
@@ -449,6 +416,18 @@ static pump_result pump(srv_gen *g) {
             sched_req_unlock(gc->req);
             break;
         }
+    }
+}
+
+/* The request has been answered in full: its latencies and outcomes go to /metrics. */
+static void account_finished(srv_gen *g) {
+    srv_metrics *m = &g->srv->metrics;
+    atomic_fetch_add(&g->srv->requests_finished, 1);
+    srv_metrics_observe(m, SRV_HIST_E2E, srv_now() - g->t_start);
+    for (int i = 0; i < g->n_ch; i++) {
+        const gen_choice *gc = &g->ch[i];
+        srv_metrics_count_finish(m, gc->finish_reason);
+        if (gc->n_tokens >= 2) srv_metrics_observe(m, SRV_HIST_TPOT, (gc->t_last - gc->t_first) / (gc->n_tokens - 1));
     }
 }
 
@@ -540,7 +519,7 @@ json_t *srv_gen_collect(srv_gen *g, srv_error *err) {
         if (g->p.kind == SRV_CHAT) {
             json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
                                     srv_jstr(gc->content.p ? gc->content.p : "", gc->content.len));
-            if (gc->reasoning.len || g->srv->think)
+            if (gc->split)
                 json_object_set_new(msg, "reasoning_content",
                                     gc->reasoning.len ? srv_jstr(gc->reasoning.p, gc->reasoning.len) : json_null());
             c = json_pack("{s:i, s:o, s:o, s:o}", "index", i, "message", msg, "logprobs", choice_logprobs(g, gc, &off),
@@ -550,7 +529,7 @@ json_t *srv_gen_collect(srv_gen *g, srv_error *err) {
         }
         json_array_append_new(choices, c);
     }
-    atomic_fetch_add(&g->srv->requests_finished, 1);
+    account_finished(g);
     return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", g->id, "object",
                      g->p.kind == SRV_CHAT ? "chat.completion" : "text_completion", "created", (json_int_t)g->created,
                      "model", g->srv->model_id, "choices", choices, "usage", usage_json(g));
@@ -562,9 +541,9 @@ static void sse(srv_gen *g, json_t *obj) {
     char *s = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
     if (!s) return;
-    sb_add(&g->out, "data: ", 6);
-    sb_add(&g->out, s, strlen(s));
-    sb_add(&g->out, "\n\n", 2);
+    srv_buf_add(&g->out, "data: ", 6);
+    srv_buf_add(&g->out, s, strlen(s));
+    srv_buf_add(&g->out, "\n\n", 2);
     free(s);
 }
 
@@ -623,13 +602,13 @@ ssize_t srv_gen_read(void *cls, uint64_t pos, char *buf, size_t max) {
             if (atomic_load(&g->srv->stopping)) srv_fail(&e, 503, NULL, "the server is shutting down");
             else srv_fail(&e, 408, NULL, "the request did not finish within %g s (--timeout)", g->srv->cfg.timeout_s);
             sse(g, srv_error_json(&e));
-            sb_add(&g->out, "data: [DONE]\n\n", 14);
+            srv_buf_add(&g->out, "data: [DONE]\n\n", 14);
             g->done_sent = true;
             continue;
         }
         if (g->failed) {
             sse(g, srv_error_json(&g->err));
-            sb_add(&g->out, "data: [DONE]\n\n", 14);
+            srv_buf_add(&g->out, "data: [DONE]\n\n", 14);
             g->done_sent = true;
             continue;
         }
@@ -640,9 +619,9 @@ ssize_t srv_gen_read(void *cls, uint64_t pos, char *buf, size_t max) {
                 json_object_set_new(c, "usage", usage_json(g));
                 sse(g, c);
             }
-            sb_add(&g->out, "data: [DONE]\n\n", 14);
+            srv_buf_add(&g->out, "data: [DONE]\n\n", 14);
             g->done_sent = true;
-            atomic_fetch_add(&g->srv->requests_finished, 1);
+            account_finished(g);
         }
     }
     size_t n = g->out.len - g->out_off < max ? g->out.len - g->out_off : max;

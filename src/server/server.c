@@ -34,6 +34,28 @@ double srv_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+int srv_buf_add(srv_buf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return -1;
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n) memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+    return 0;
+}
+
+void srv_buf_drop_front(srv_buf *b, size_t n) {
+    if (n == 0) return;
+    memmove(b->p, b->p + n, b->len - n);
+    b->len -= n;
+    b->p[b->len] = 0;
+}
+
 json_t *srv_jstr(const char *text, size_t len) {
     json_t *s = json_stringn(text, len);
     if (s) return s;
@@ -202,7 +224,7 @@ static void *watchdog(void *arg) {
                 srv_error err;
                 srv_fail(&err, 408, NULL, "the request was not received within %g s (--read-timeout)", limit);
                 raw_error(sc->fd, &err);
-                atomic_fetch_add(&g_srv.http_4xx, 1);
+                srv_metrics_count_status(&g_srv.metrics, 408);
             }
             shutdown(sc->fd, SHUT_RDWR);
         }
@@ -213,12 +235,6 @@ static void *watchdog(void *arg) {
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
-static void count_status(int status) {
-    if (status < 400) atomic_fetch_add(&g_srv.http_2xx, 1);
-    else if (status < 500) atomic_fetch_add(&g_srv.http_4xx, 1);
-    else atomic_fetch_add(&g_srv.http_5xx, 1);
-}
-
 static enum MHD_Result send_text(struct MHD_Connection *c, int status, const char *type, char *text, size_t len) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
@@ -228,7 +244,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, int status, const cha
     MHD_add_response_header(r, "Content-Type", type);
     if (status == 429 || status == 503) MHD_add_response_header(r, "Retry-After", "1");
     if (status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-    count_status(status);
+    srv_metrics_count_status(&g_srv.metrics, status);
     enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     return rc;
@@ -264,60 +280,10 @@ static enum MHD_Result do_models(struct MHD_Connection *c) {
                                        "owned_by", "dsinfer", "max_model_len", g_srv.ctx));
 }
 
-static void metric(char **buf, size_t *len, size_t *cap, const char *name, const char *type, const char *help,
-                   double value) {
-    char line[512];
-    int n = snprintf(line, sizeof line, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
-    if (*len + (size_t)n + 1 > *cap) {
-        size_t nc = *cap * 2 + (size_t)n + 1;
-        char *p = realloc(*buf, nc);
-        if (!p) return;
-        *buf = p, *cap = nc;
-    }
-    memcpy(*buf + *len, line, (size_t)n + 1);
-    *len += (size_t)n;
-}
-
 static enum MHD_Result do_metrics(struct MHD_Connection *c) {
-    size_t len = 0, cap = 4096;
-    char *b = malloc(cap);
-    if (!b) return MHD_NO;
-    b[0] = 0;
-    sched_stats st = {0};
-    if (g_srv.engine) sched_get_stats(g_srv.engine, &st);
-    metric(&b, &len, &cap, "dsinfer_requests_running", "gauge", "Sequences being generated.", st.running);
-    metric(&b, &len, &cap, "dsinfer_requests_waiting", "gauge", "Requests queued for admission.", st.waiting);
-    metric(&b, &len, &cap, "dsinfer_requests_in_flight", "gauge", "Generation requests being answered.",
-           atomic_load(&g_srv.active));
-    metric(&b, &len, &cap, "dsinfer_kv_blocks_used", "gauge", "KV blocks held by running sequences.", st.kv_blocks_used);
-    metric(&b, &len, &cap, "dsinfer_kv_blocks_total", "gauge", "KV blocks in the pool.", st.kv_blocks_total);
-    metric(&b, &len, &cap, "dsinfer_kv_blocks_cached", "gauge", "KV blocks kept by the prefix cache.", st.kv_blocks_cached);
-    metric(&b, &len, &cap, "dsinfer_kv_block_size", "gauge", "Positions per KV block.", st.block_size);
-    metric(&b, &len, &cap, "dsinfer_kv_usage_ratio", "gauge", "Fraction of KV blocks held by running sequences.",
-           st.kv_blocks_total ? (double)st.kv_blocks_used / st.kv_blocks_total : 0);
-    metric(&b, &len, &cap, "dsinfer_prefix_cache_queried_tokens_total", "counter",
-           "Prompt tokens looked up in the prefix cache.", (double)st.prefix_queried_tokens);
-    metric(&b, &len, &cap, "dsinfer_prefix_cache_hit_tokens_total", "counter",
-           "Prompt tokens served from the prefix cache.", (double)st.prefix_hit_tokens);
-    metric(&b, &len, &cap, "dsinfer_prompt_tokens_total", "counter", "Prompt tokens admitted (per sequence).",
-           (double)st.prompt_tokens);
-    metric(&b, &len, &cap, "dsinfer_generation_tokens_total", "counter", "Tokens generated.", (double)st.generated_tokens);
-    metric(&b, &len, &cap, "dsinfer_engine_steps_total", "counter", "Engine steps (forward passes).", (double)st.steps);
-    metric(&b, &len, &cap, "dsinfer_sequences_cancelled_total", "counter", "Sequences cancelled before finishing.",
-           (double)st.seqs_cancelled);
-    metric(&b, &len, &cap, "dsinfer_requests_finished_total", "counter", "Generation requests answered in full.",
-           (double)atomic_load(&g_srv.requests_finished));
-    metric(&b, &len, &cap, "dsinfer_requests_rejected_queue_full_total", "counter",
-           "Requests answered 429 because the queue was full.", (double)atomic_load(&g_srv.rejected_queue_full));
-    metric(&b, &len, &cap, "dsinfer_requests_disconnected_total", "counter",
-           "Generation requests whose client went away.", (double)atomic_load(&g_srv.cancelled_disconnect));
-    metric(&b, &len, &cap, "dsinfer_http_responses_2xx_total", "counter", "HTTP responses below 400.",
-           (double)atomic_load(&g_srv.http_2xx));
-    metric(&b, &len, &cap, "dsinfer_http_responses_4xx_total", "counter", "HTTP 4xx responses.",
-           (double)atomic_load(&g_srv.http_4xx));
-    metric(&b, &len, &cap, "dsinfer_http_responses_5xx_total", "counter", "HTTP 5xx responses.",
-           (double)atomic_load(&g_srv.http_5xx));
-    return send_text(c, 200, "text/plain; version=0.0.4", b, len);
+    size_t len = 0;
+    char *text = srv_metrics_text(&g_srv, &len);
+    return text ? send_text(c, 200, "text/plain; version=0.0.4", text, len) : MHD_NO;
 }
 
 /* POST /tokenize {"prompt": "..." | "content": "...", "add_special_tokens": true}
@@ -423,7 +389,7 @@ static enum MHD_Result do_generate(struct MHD_Connection *c, srv_rq *rq, srv_end
     }
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
-    count_status(200);
+    srv_metrics_count_status(&g_srv.metrics, 200);
     enum MHD_Result rc = MHD_queue_response(c, 200, r);
     MHD_destroy_response(r);
     return rc;
@@ -518,7 +484,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                 rq->conn->timed_out = true;
                 pthread_mutex_unlock(&g_conn_mu);
             }
-            count_status(err.status);
+            srv_metrics_count_status(&g_srv.metrics, err.status);
             return MHD_NO;
         }
         if (rq->len + n > rq->cap) {
@@ -590,7 +556,9 @@ static int load(srv_state *s) {
     }
     if (ds_chat_template(s->tok, &s->tpl, &err)) snprintf(s->tpl_error, sizeof s->tpl_error, "%.400s", err.msg);
     if (!s->tpl) fprintf(stderr, "dsinfer serve: chat completions disabled: %s\n", s->tpl_error);
-    s->think = tok_token_id(s->tok, "<think>") >= 0 && tok_token_id(s->tok, "</think>") >= 0;
+    const char *tpl_src = tok_chat_template(s->tok);
+    s->think = (tok_token_id(s->tok, "<think>") >= 0 && tok_token_id(s->tok, "</think>") >= 0) ||
+               (s->tpl && tpl_src && strstr(tpl_src, "</think>"));
     int n_ctx_train = s->model->hp.n_ctx_train > 0 ? s->model->hp.n_ctx_train : 4096;
     s->ctx = s->cfg.ctx ? s->cfg.ctx : (n_ctx_train < 4096 ? n_ctx_train : 4096);
     sched_config sc = {.parallel = s->cfg.parallel, .ctx = s->ctx, .queue = s->cfg.queue,
@@ -636,6 +604,7 @@ int srv_run(const srv_config *cfg) {
     srv_state *s = &g_srv;
     s->cfg = *cfg;
     s->model_id = cfg->alias ? strdup(cfg->alias) : default_model_id(cfg->model_path);
+    srv_metrics_init(&s->metrics);
     atomic_store(&s->phase, SRV_LOADING);
     struct MHD_Daemon *d = listen_on(cfg);
     if (!d) return 1;
@@ -665,6 +634,7 @@ int srv_run(const srv_config *cfg) {
     tok_free(s->tok);
     ds_model_free(s->model);
     free(s->model_id);
+    srv_metrics_destroy(&s->metrics);
     if (status == 0) fprintf(stderr, "dsinfer serve: stopped\n");
     return status;
 }

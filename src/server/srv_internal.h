@@ -59,6 +59,7 @@ int srv_parse_body(const char *body, size_t len, json_t **out, srv_error *err);
 
 /* ---- server state ------------------------------------------------------------------------- */
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "engine/scheduler.h"
@@ -69,6 +70,71 @@ int srv_parse_body(const char *body, size_t len, json_t **out, srv_error *err);
 
 typedef enum srv_phase { SRV_LOADING = 0, SRV_READY, SRV_DRAINING } srv_phase;
 
+/* ---- byte buffers (server.c) -------------------------------------------------------------- */
+
+/* A growable byte buffer, kept NUL-terminated. */
+typedef struct srv_buf {
+    char *p;
+    size_t len, cap;
+} srv_buf;
+
+/* Appends n bytes; -1 on no memory (the buffer is unchanged). */
+int srv_buf_add(srv_buf *b, const char *s, size_t n);
+/* Removes the first n bytes (n <= b->len). */
+void srv_buf_drop_front(srv_buf *b, size_t n);
+
+/* ---- reasoning split (reasoning.c) -------------------------------------------------------- */
+
+/* Splits a chat answer into reasoning_content and content the way R1-style models write it:
+ * "<think>" (written by the model, or already by the template at the end of the prompt), the
+ * reasoning, "</think>", the answer. Text arrives in arbitrary pieces, so a tag may be split
+ * across tokens; text that may still belong to a tag is held back. Like llama.cpp's deepseek
+ * reasoning format, whitespace around the reasoning and before the answer is dropped (R1
+ * writes "<think>\n...\n</think>\n\n"); an answer without a leading "<think>" (and a prompt
+ * that did not open one) is passed through untouched as content. */
+typedef struct srv_reasoning {
+    int state;          /* where in <think> reasoning </think> answer the text has reached */
+    bool said;          /* some reasoning text has been given out */
+    srv_buf hold;       /* text not yet given out */
+} srv_reasoning;
+
+/* opened: the prompt ends inside an open <think>. */
+void srv_reasoning_init(srv_reasoning *r, bool opened);
+/* Feeds n bytes of generated text; appends what is settled to `reasoning` and `content`. */
+void srv_reasoning_feed(srv_reasoning *r, const char *t, size_t n, srv_buf *reasoning, srv_buf *content);
+/* The text has ended: gives out whatever is still held. */
+void srv_reasoning_finish(srv_reasoning *r, srv_buf *reasoning, srv_buf *content);
+void srv_reasoning_free(srv_reasoning *r);
+
+/* ---- metrics (metrics.c) ------------------------------------------------------------------ */
+
+/* Latency histograms (seconds), as vLLM and SGLang name them. */
+typedef enum srv_hist {
+    SRV_HIST_TTFT,      /* request received → its first generated token */
+    SRV_HIST_E2E,       /* request received → answered in full */
+    SRV_HIST_TPOT,      /* per choice of ≥ 2 tokens: (last token − first token) / (tokens − 1) */
+    SRV_N_HIST
+} srv_hist;
+
+#define SRV_HIST_MAX_BOUNDS 24
+#define SRV_N_FINISH 4  /* stop, length, abort, error */
+
+typedef struct srv_metrics {
+    pthread_mutex_t mu;                                     /* guards the histograms */
+    uint64_t buckets[SRV_N_HIST][SRV_HIST_MAX_BOUNDS + 1];  /* per bucket (not cumulative); last: +Inf */
+    double sum[SRV_N_HIST];
+    uint64_t count[SRV_N_HIST];
+    atomic_uint_fast64_t finished[SRV_N_FINISH];            /* choices answered in full, by finish_reason */
+    atomic_uint_fast64_t http_status[600];                  /* HTTP responses by status code */
+} srv_metrics;
+
+void srv_metrics_init(srv_metrics *m);
+void srv_metrics_destroy(srv_metrics *m);
+void srv_metrics_observe(srv_metrics *m, srv_hist h, double seconds);
+void srv_metrics_count_status(srv_metrics *m, int status);
+/* Counts a choice answered in full with this finish_reason ("stop", "length", ...). */
+void srv_metrics_count_finish(srv_metrics *m, const char *finish_reason);
+
 typedef struct srv_state {
     srv_config cfg;
     char *model_id;             /* --alias or the model file's basename without extension */
@@ -77,14 +143,15 @@ typedef struct srv_state {
     tok_tokenizer *tok;
     tpl_template *tpl;          /* NULL when chat is unavailable; tpl_error says why */
     char tpl_error[512];
-    bool think;                 /* the vocabulary has <think> / </think>: split reasoning_content */
+    bool think;                 /* an R1-style model (<think> tokens, or a template that knows
+                                   </think>): chat answers get reasoning_content */
     sched_engine *engine;
     atomic_int phase;           /* srv_phase */
     atomic_bool stopping;       /* the drain is over: in-flight waits give up */
     atomic_int active;          /* generation requests in flight */
     /* counters for /metrics */
-    atomic_uint_fast64_t http_2xx, http_4xx, http_5xx, rejected_queue_full, cancelled_disconnect,
-        requests_finished;
+    atomic_uint_fast64_t rejected_queue_full, cancelled_disconnect, requests_finished;
+    srv_metrics metrics;
 } srv_state;
 
 /* ---- generation (generate.c) ------------------------------------------------------------- */
@@ -108,6 +175,9 @@ ssize_t srv_gen_read(void *cls, uint64_t pos, char *buf, size_t max);
 
 /* Cancels what is still running and frees everything (also the reader's free callback). */
 void srv_gen_free(void *g);
+
+/* The Prometheus text exposition of /metrics (malloc'd, *len bytes); NULL on no memory. */
+char *srv_metrics_text(srv_state *s, size_t *len);
 
 /* ---- helpers (server.c) ------------------------------------------------------------------- */
 
