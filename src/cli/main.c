@@ -17,6 +17,7 @@ static const command k_commands[] = {
     {"logits", cmd_logits, "teacher-forced logits of a sequence, as raw float32"},
     {"tokenize", cmd_tokenize, "text to token ids (or --decode ids to text), as Hugging Face does"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching"},
+    {"quantize", cmd_quantize, "a Hugging Face directory or GGUF to a quantized GGUF (q8_0, q4_k_m, ...)"},
 };
 
 static void usage(FILE *out) {
