@@ -83,3 +83,31 @@ int arg_int_list(const char *cmd, const char *what, const char *s, int64_t **out
     }
     return 0;
 }
+
+int arg_read_file(const char *cmd, const char *path, char **out, size_t *len) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "dsinfer %s: %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        char *b = realloc(buf, cap * 2);
+        if (!b) free(buf);
+        buf = b;
+        cap *= 2;
+    }
+    const char *why = !buf ? "out of memory" : ferror(f) ? "read error" : NULL;
+    if (f != stdin) fclose(f);
+    if (why) {
+        free(buf);
+        fprintf(stderr, "dsinfer %s: %s: %s\n", cmd, path, why);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}

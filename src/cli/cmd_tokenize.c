@@ -37,40 +37,6 @@ static const char k_usage[] =
     "  --skip-special    with --decode: leave special tokens out\n"
     "  --                end of options (for a TEXT that starts with '-')\n";
 
-/* Reads a whole file (or stdin for "-") into a malloc'd buffer. */
-static int read_all(const char *path, char **out, size_t *len) {
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        fprintf(stderr, "dsinfer tokenize: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (!buf) break;
-        n += fread(buf + n, 1, cap - n, f);
-        if (n < cap) break;
-        char *b = realloc(buf, cap * 2);
-        if (!b) {
-            free(buf);
-            buf = NULL;
-            break;
-        }
-        buf = b;
-        cap *= 2;
-    }
-    int bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        fprintf(stderr, "dsinfer tokenize: %s: %s\n", path, buf ? "read error" : "out of memory");
-        return -1;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* Parses "1 2 3" / "1,2,3" into ids; a bad number is a usage error. */
 static int parse_ids(const char *s, tok_ids *ids) {
     const char *p = s;
@@ -204,7 +170,7 @@ int cmd_tokenize(int argc, char **argv) {
     }
     size_t len;
     if (file) {
-        if (read_all(file, &buf, &len)) goto done;
+        if (arg_read_file(CMD, file, &buf, &len)) goto done;
         text = buf;
     } else
         len = strlen(text);

@@ -18,6 +18,7 @@ static const command k_commands[] = {
     {"tokenize", cmd_tokenize, "text to token ids (or --decode ids to text), as Hugging Face does"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server with continuous batching"},
     {"quantize", cmd_quantize, "a Hugging Face directory or GGUF to a quantized GGUF (q8_0, q4_k_m, ...)"},
+    {"perplexity", cmd_perplexity, "perplexity of a text; KL divergence and top-1 agreement against a base model"},
 };
 
 static void usage(FILE *out) {
