@@ -1,7 +1,7 @@
 /* CPU compute kernels used by the forward pass. Every kernel is batch- and thread-invariant:
  * the value computed for one (row, output) pair is a fixed sequence of float operations on
  * that row and that weight row only, whatever the batch size, the tiling or the thread count.
- * Variants (scalar, AVX2) are chosen once from cpuid, overridable with DSINFER_CPU. */
+ * Variants (scalar, AVX2, AVX-512) are chosen once from cpuid, overridable with DSINFER_CPU. */
 #ifndef DS_KERNELS_KERNELS_H
 #define DS_KERNELS_KERNELS_H
 
@@ -11,14 +11,23 @@
 #include "base/threadpool.h"
 #include "tensor/tensor.h"
 
-typedef enum ds_cpu_level { DS_CPU_SCALAR, DS_CPU_AVX2 } ds_cpu_level;
+typedef enum ds_cpu_level { DS_CPU_SCALAR, DS_CPU_AVX2, DS_CPU_AVX512 } ds_cpu_level;
 
-/* The kernel variant in use: the best the CPU supports, or DSINFER_CPU=scalar|avx2 (an
+/* The kernel variant in use: the best the CPU supports, or DSINFER_CPU=scalar|avx2|avx512 (an
  * unsupported or unknown value falls back to the best supported, with a warning on stderr). */
 ds_cpu_level ds_cpu_level_get(void);
 const char *ds_cpu_level_name(ds_cpu_level l);
 /* Forces a level (tests compare variants); returns -1 if the CPU lacks it. */
 int ds_cpu_level_set(ds_cpu_level l);
+
+/* How ds_matmul treats activations meeting block-quantized weights. QUANTIZED (the default):
+ * each activation row is quantized to 8-bit blocks and the dot products are integer (fast,
+ * within the activation quantization error of the exact result). EXACT (DSINFER_ACT=f32):
+ * dequantized weights times f32 activations, which is what reference comparisons need. */
+typedef enum ds_act_mode { DS_ACT_QUANTIZED, DS_ACT_EXACT } ds_act_mode;
+ds_act_mode ds_act_mode_get(void);
+/* Forces a mode (tests compare both). */
+void ds_act_mode_set(ds_act_mode m);
 
 /* Whether ds_matmul accepts weights of this type. */
 int ds_matmul_supports(ds_dtype t);

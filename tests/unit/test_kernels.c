@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "kernels/cpu/variants.h"
 #include "kernels/kernels.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -36,7 +37,7 @@ static ds_tensor make_weight(ds_dtype t, int rows, int cols, void **buf) {
         for (size_t k = 0; k < nb; k++) {
             uint16_t d = ds_f32_to_f16(0.01f + 0.01f * fabsf(frand()));
             memcpy(b + k * bb, &d, 2);
-            if (t == DS_Q4_1) memcpy(b + k * bb + 2, &d, 2);
+            if (t == DS_Q4_1 || t == DS_Q5_1) memcpy(b + k * bb + 2, &d, 2); /* minimum */
         }
     }
     *buf = b;
@@ -63,14 +64,51 @@ static void reference(const ds_tensor *w, const float *x, int n_rows, float *y) 
 }
 
 static const ds_dtype k_types[] = {DS_F32, DS_F16, DS_BF16, DS_Q8_0, DS_Q4_0, DS_Q4_1, DS_Q5_0, DS_Q5_1};
+static const ds_dtype k_qtypes[] = {DS_Q8_0, DS_Q4_0, DS_Q4_1, DS_Q5_0, DS_Q5_1};
+static const ds_cpu_level k_levels[] = {DS_CPU_SCALAR, DS_CPU_AVX2, DS_CPU_AVX512};
 
-static void check_variant(ds_cpu_level level) {
+/* The per-block minimum of Q4_1 / Q5_1 (f16 at byte 2 of a block), 0 for the other formats. */
+static double block_min(ds_dtype t, const uint8_t *wrow, int b) {
+    if (t != DS_Q4_1 && t != DS_Q5_1) return 0;
+    uint16_t h;
+    memcpy(&h, wrow + (size_t)b * ds_dtype_block_bytes(t) + 2, 2);
+    return ds_f16_to_f32(h);
+}
+
+/* How far the quantized-activation path may be from the exact product: each activation is off
+ * by at most half a quantization step (max|x| / 254 over its block); the f16 block scale and
+ * block sum add at most 2^-11 relative (the 1e-3 term, which also covers f32 rounding). */
+static float act_quant_bound(const ds_tensor *w, int o, const float *x) {
+    const int cols = (int)w->shape[1];
+    const uint8_t *wrow = (const uint8_t *)w->data + (size_t)o * (w->nbytes / (size_t)w->shape[0]);
+    float *row = malloc(sizeof(float) * (size_t)cols);
+    ds_dequantize_row(w->type, wrow, row, cols);
+    double bound = 0, mag = 0;
+    for (int b = 0; b < cols / 32; b++) {
+        float amax = 0;
+        for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[32 * b + i]));
+        for (int i = 0; i < 32; i++) {
+            bound += fabs(row[32 * b + i]) * amax / 254.0;
+            mag += fabs(row[32 * b + i] * x[32 * b + i]) + fabs(block_min(w->type, wrow, b) * x[32 * b + i]);
+        }
+    }
+    free(row);
+    return (float)(1.01 * bound + 1e-3 * mag + 1e-6);
+}
+
+static int quantizes_activations(ds_dtype t) {
+    return ds_act_mode_get() == DS_ACT_QUANTIZED && ds_act_kind_for(t) == DS_ACT_Q8;
+}
+
+static void check_variant(ds_cpu_level level, ds_act_mode mode) {
     if (ds_cpu_level_set(level) != 0) {
         print_message("skipping %s: not supported by this CPU\n", ds_cpu_level_name(level));
         return;
     }
+    ds_act_mode_set(mode);
     ds_pool *p1 = ds_pool_create(1), *p3 = ds_pool_create(3);
-    const int rows = 37, cols = 320, n_rows = 7; /* odd sizes: tails and partial groups */
+    /* odd sizes: tails, partial block groups, a full and a partial group of activation rows */
+    const int rows = 37, cols = 320, n_rows = 19;
     for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
         void *buf;
         ds_tensor w = make_weight(k_types[ti], rows, cols, &buf);
@@ -81,9 +119,11 @@ static void check_variant(ds_cpu_level level) {
         reference(&w, x, n_rows, ref);
         ds_matmul(p1, &w, x, n_rows, y, rows);
         for (int i = 0; i < n_rows * rows; i++) {
-            float tol = 1e-4f * (1.0f + fabsf(ref[i]));
-            if (fabsf(y[i] - ref[i]) > tol)
-                fail_msg("%s %s: y[%d] = %g, reference %g", ds_cpu_level_name(level), ds_dtype_name(w.type), i, y[i], ref[i]);
+            float tol = quantizes_activations(w.type) ? act_quant_bound(&w, i % rows, x + (size_t)(i / rows) * cols)
+                                                      : 1e-4f * (1.0f + fabsf(ref[i]));
+            if (!(fabsf(y[i] - ref[i]) <= tol))
+                fail_msg("%s %s: y[%d] = %g, reference %g (tolerance %g)", ds_cpu_level_name(level),
+                         ds_dtype_name(w.type), i, y[i], ref[i], tol);
         }
         /* batch invariance: each row alone gives bit-identical results */
         for (int r = 0; r < n_rows; r++) {
@@ -97,10 +137,154 @@ static void check_variant(ds_cpu_level level) {
     }
     ds_pool_destroy(p1);
     ds_pool_destroy(p3);
+    ds_act_mode_set(DS_ACT_QUANTIZED);
 }
 
-static void test_matmul_scalar(void **state) { check_variant(DS_CPU_SCALAR); }
-static void test_matmul_avx2(void **state) { check_variant(DS_CPU_AVX2); }
+/* Enough long activation rows that ds_matmul splits them into several chunks (X_CHUNK_BYTES in
+ * matmul.c): rows are still bit-identical alone and in the batch, with 1 or 3 threads. */
+static void test_matmul_chunked_batch(void **state) {
+    const ds_dtype types[] = {DS_F32, DS_Q4_0};
+    const int rows = 19, cols = 4096, n_rows = 150;
+    ds_pool *p1 = ds_pool_create(1), *p3 = ds_pool_create(3);
+    for (size_t ti = 0; ti < 2; ti++) {
+        void *buf;
+        ds_tensor w = make_weight(types[ti], rows, cols, &buf);
+        float *x = malloc(sizeof(float) * n_rows * cols), *y = malloc(sizeof(float) * n_rows * rows),
+              *y3 = malloc(sizeof(float) * n_rows * rows), one[19];
+        fill(x, (size_t)n_rows * cols);
+        ds_matmul(p1, &w, x, n_rows, y, rows);
+        ds_matmul(p3, &w, x, n_rows, y3, rows);
+        assert_memory_equal(y3, y, sizeof(float) * n_rows * rows);
+        for (int r = 0; r < n_rows; r += 37) {
+            ds_matmul(p1, &w, x + (size_t)r * cols, 1, one, rows);
+            assert_memory_equal(one, y + (size_t)r * rows, sizeof one);
+        }
+        free(buf), free(x), free(y), free(y3);
+    }
+    ds_pool_destroy(p1);
+    ds_pool_destroy(p3);
+}
+
+static void test_matmul_scalar(void **state) { check_variant(DS_CPU_SCALAR, DS_ACT_QUANTIZED); }
+static void test_matmul_avx2(void **state) { check_variant(DS_CPU_AVX2, DS_ACT_QUANTIZED); }
+static void test_matmul_avx512(void **state) { check_variant(DS_CPU_AVX512, DS_ACT_QUANTIZED); }
+static void test_matmul_exact_scalar(void **state) { check_variant(DS_CPU_SCALAR, DS_ACT_EXACT); }
+static void test_matmul_exact_avx2(void **state) { check_variant(DS_CPU_AVX2, DS_ACT_EXACT); }
+static void test_matmul_exact_avx512(void **state) { check_variant(DS_CPU_AVX512, DS_ACT_EXACT); }
+
+/* Activation element i of a quantized row, dequantized. */
+static double act_q8_value(const ds_act_q8 *a, int i) {
+    const int b = i / 32, p = b % 4, j = i % 32;
+    const uint8_t u = a[b / 4].u[(j < 16 ? 0 : 64) + 16 * p + j % 16];
+    return (double)a[b / 4].d[4 * p] * ((int)u - 128);
+}
+
+/* Quantized-activation row kernels: the scalar one against a double-precision dot of the
+ * dequantized weights and dequantized activations, each SIMD one against the scalar one, for
+ * lengths with and without a partial group of blocks and every group size nx. The minimum of
+ * Q4_1 / Q5_1 meets the activations' stored block sum s (f16, like llama.cpp's Q8_1), so the
+ * exact value is sum((w - m) * x) + m * s over the blocks. */
+static void test_qrow_kernels(void **state) {
+    const int lengths[] = {32, 96, 128, 320, 1056};
+    const int rows = 5, nx_max = DS_QNX_MAX;
+    for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+        const int n = lengths[li];
+        float *x = malloc(sizeof(float) * (size_t)n * nx_max), *deq = malloc(sizeof(float) * (size_t)n);
+        fill(x, (size_t)n * nx_max);
+        x[n / 2] = 40.0f; /* an outlier, as real activations have */
+        ds_act_q8 *xq = malloc(sizeof(ds_act_q8) * (size_t)ds_act_q8_groups(n) * nx_max);
+        const void *xs[DS_QNX_MAX];
+        for (int r = 0; r < nx_max; r++) {
+            xs[r] = xq + (size_t)r * ds_act_q8_groups(n);
+            ds_quantize_act_q8(x + (size_t)r * n, n, (ds_act_q8 *)xs[r]);
+        }
+        for (size_t ti = 0; ti < sizeof k_qtypes / sizeof k_qtypes[0]; ti++) {
+            void *buf;
+            ds_tensor w = make_weight(k_qtypes[ti], rows, n, &buf);
+            const size_t rb = w.nbytes / (size_t)rows;
+            for (int o = 0; o < rows; o++) {
+                const uint8_t *wrow = (const uint8_t *)buf + (size_t)o * rb;
+                ds_dequantize_row(w.type, wrow, deq, n);
+                double exact[DS_QNX_MAX], mag[DS_QNX_MAX];
+                for (int r = 0; r < nx_max; r++) {
+                    exact[r] = mag[r] = 0;
+                    const ds_act_q8 *xa = xs[r];
+                    for (int i = 0; i < n; i++) {
+                        const double m = block_min(w.type, wrow, i / 32), t = deq[i] * act_q8_value(xa, i);
+                        exact[r] += (deq[i] - m) * act_q8_value(xa, i), mag[r] += fabs(t);
+                        if (i % 32 == 0) exact[r] += m * xa[i / 128].s[4 * (i / 32 % 4)];
+                    }
+                }
+                float ref[DS_QNX_MAX];
+                ds_qrow_kernel_scalar(w.type)(wrow, xs, nx_max, n, ref);
+                for (int r = 0; r < nx_max; r++)
+                    if (!(fabs(ref[r] - exact[r]) <= 1e-5 * mag[r] + 1e-9))
+                        fail_msg("scalar %s n=%d: %g, exact %g", ds_dtype_name(w.type), n, ref[r], exact[r]);
+                for (size_t lv = 1; lv < sizeof k_levels / sizeof k_levels[0]; lv++) {
+                    if (ds_cpu_level_set(k_levels[lv]) != 0) continue;
+                    ds_qrow_kernel k = k_levels[lv] == DS_CPU_AVX2 ? ds_qrow_kernel_avx2(w.type)
+                                                                   : ds_qrow_kernel_avx512(w.type);
+                    for (int nx = 1; nx <= nx_max; nx++) {
+                        float got[DS_QNX_MAX];
+                        k(wrow, xs, nx, n, got);
+                        for (int r = 0; r < nx; r++)
+                            if (!(fabs(got[r] - ref[r]) <= 1e-5 * mag[r] + 1e-9))
+                                fail_msg("%s %s n=%d nx=%d: %g, scalar %g", ds_cpu_level_name(k_levels[lv]),
+                                         ds_dtype_name(w.type), n, nx, got[r], ref[r]);
+                    }
+                }
+            }
+            free(buf);
+        }
+        free(x), free(deq), free(xq);
+    }
+}
+
+/* The quantizer's rounding: scale max|x| / 127 (kept at f16 precision), nearest value, ties to
+ * even, zeros kept. */
+static void test_quantize_act_q8(void **state) {
+    float x[96] = {0};
+    x[0] = 127.0f, x[1] = -63.5f, x[2] = 0.5f, x[3] = 1.5f, x[17] = -127.0f;
+    x[64] = 1.0f, x[65] = 1.0f / 127.0f;
+    ds_act_q8 a[1];
+    ds_quantize_act_q8(x, 96, a);
+    assert_float_equal(a->d[0], 1.0f, 0);
+    assert_int_equal(a->u[0], 255);
+    assert_int_equal(a->u[1], 128 - 64); /* -63.5 → -64 (even) */
+    assert_int_equal(a->u[2], 128);      /* 0.5 → 0 */
+    assert_int_equal(a->u[3], 130);      /* 1.5 → 2 */
+    assert_int_equal(a->u[64 + 1], 1);   /* element 17 sits in the high half */
+    assert_float_equal(a->s[0], 127.0f - 64 + 2 - 127, 0);
+    assert_float_equal(a->d[4], 0.0f, 0); /* an all-zero block */
+    assert_int_equal(a->u[16], 128);
+    const float d2 = ds_f16_to_f32(ds_f32_to_f16(1.0f / 127.0f));
+    assert_true(d2 != 1.0f / 127.0f);
+    assert_float_equal(a->d[8], d2, 0);
+    assert_int_equal(a->u[32], 255);
+    assert_int_equal(a->u[33], 129);
+    assert_float_equal(a->s[8], ds_f16_to_f32(ds_f32_to_f16(128.0f / 127.0f)), 0);
+    assert_float_equal(a->d[12], 0.0f, 0); /* a block past the row */
+    assert_int_equal(a->u[48], 128);
+}
+
+/* The AVX-512 quantizer writes the scalar one's bytes, ties and partial groups included. */
+static void test_quantize_act_q8_avx512(void **state) {
+    if (ds_cpu_level_set(DS_CPU_AVX512) != 0) {
+        print_message("skipping: no AVX-512\n");
+        return;
+    }
+    const int n = 352; /* two full groups and a partial one */
+    float x[352];
+    fill(x, n);
+    for (int i = 0; i < 32; i++) x[i] = (float)(i - 16) + 0.5f; /* ties at d = 1 after scaling */
+    x[0] = -127.0f;
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;
+    ds_act_q8 a[3], b[3];
+    memset(a, 0xa5, sizeof a), memset(b, 0x5a, sizeof b);
+    ds_quantize_act_q8(x, n, a);
+    ds_quantize_act_q8_avx512(x, n, b);
+    assert_memory_equal(a, b, sizeof a);
+}
 
 static void test_f16_bf16_roundtrip(void **state) {
     const float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.33325195f};
@@ -131,6 +315,14 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_scalar),
         cmocka_unit_test(test_matmul_avx2),
+        cmocka_unit_test(test_matmul_avx512),
+        cmocka_unit_test(test_matmul_exact_scalar),
+        cmocka_unit_test(test_matmul_exact_avx2),
+        cmocka_unit_test(test_matmul_exact_avx512),
+        cmocka_unit_test(test_matmul_chunked_batch),
+        cmocka_unit_test(test_qrow_kernels),
+        cmocka_unit_test(test_quantize_act_q8),
+        cmocka_unit_test(test_quantize_act_q8_avx512),
         cmocka_unit_test(test_f16_bf16_roundtrip),
         cmocka_unit_test(test_rmsnorm_swiglu),
     };

@@ -30,11 +30,33 @@ static int quantize_block(const float *x, int n, float amax, int8_t *qs) {
     return sum;
 }
 
+/* The 32-element blocks keep d and s at f16 precision, as llama.cpp's Q8_0 / Q8_1 blocks do, so
+ * that our results track llama.cpp's; the values themselves are rounded with the exact scale. */
+static float f16_round(float v) { return ds_f16_to_f32(ds_f32_to_f16(v)); }
+
 void ds_quantize_act_q8(const float *x, int n, ds_act_q8 *out) {
-    for (int b = 0; b < n / 32; b++, x += 32) {
-        const float amax = absmax(x, 32);
-        out[b].d = amax / 127.0f;
-        out[b].s = out[b].d * (float)quantize_block(x, 32, amax, out[b].qs);
+    const int nb = n / 32;
+    for (int g = 0; g < ds_act_q8_groups(n); g++) {
+        ds_act_q8 *a = &out[g];
+        for (int p = 0; p < 4; p++) {
+            const int b = 4 * g + p;
+            int8_t q[32] = {0};
+            float d = 0.0f, s = 0.0f;
+            if (b < nb) {
+                const float amax = absmax(x + 32 * b, 32);
+                const int sum = quantize_block(x + 32 * b, 32, amax, q);
+                d = f16_round(amax / 127.0f);
+                s = f16_round(amax / 127.0f * (float)sum);
+            }
+            for (int i = 0; i < 16; i++) {
+                a->u[16 * p + i] = (uint8_t)(q[i] + 128);
+                a->u[64 + 16 * p + i] = (uint8_t)(q[16 + i] + 128);
+            }
+            for (int l = 0; l < 4; l++) {
+                a->d[4 * p + l] = d;
+                a->s[4 * p + l] = l == 0 ? s : 0.0f;
+            }
+        }
     }
 }
 

@@ -109,6 +109,7 @@ AVX2_INLINE float hsum8(__m256 v) {
             __m256 wv[4];                                                                       \
             _mm_prefetch((const char *)w + (size_t)(i / 32) * (BYTES32) + PREFETCH_AHEAD, _MM_HINT_T0); \
             LD32(w, i, wv);                                                                     \
+            _Pragma("GCC unroll 4")                                                             \
             for (int r = 0; r < nx; r++) {                                                      \
                 a0[r] = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(x[r] + i), a0[r]);               \
                 a1[r] = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(x[r] + i + 8), a1[r]);           \

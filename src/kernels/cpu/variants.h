@@ -1,5 +1,6 @@
 /* Internal to kernels/cpu: the per-variant row kernels behind ds_matmul. A row kernel computes
- * the dot products of one weight row with nx ≤ DS_NX_MAX activation rows; each activation row
+ * the dot products of one weight row with nx ≤ DS_NX_MAX activation rows (DS_QNX_MAX for the
+ * 32-element quantized kernels, below); each activation row
  * gets its own accumulators updated in the same order as when nx == 1, so grouping rows never
  * changes a result.
  *
@@ -21,18 +22,36 @@ typedef void (*ds_row_kernel)(const void *w, const float *const *x, int nx, int 
 /* Kernels for F32, F16, BF16 weights; NULL for types that go through dequantization. */
 ds_row_kernel ds_row_kernel_scalar(ds_dtype t);
 ds_row_kernel ds_row_kernel_avx2(ds_dtype t);
+ds_row_kernel ds_row_kernel_avx512(ds_dtype t);
 
 float ds_dot_f32_scalar(const float *a, const float *b, int n);
 float ds_dot_f32_avx2(const float *a, const float *b, int n);
+float ds_dot_f32_avx512(const float *a, const float *b, int n);
 
 /* ---- quantized activations ---- */
 
-/* 32 activations: x[i] ≈ d * qs[i]; s = d * (sum of qs), which the formats with an offset
- * (Q4_0's −8, Q4_1/Q5_1's min) need. */
+/* 128 activations, four 32-element blocks p = 0..3, laid out so one 64-byte register holds
+ * 16 elements of every block, block p in 128-bit lane p:
+ *   u[16p + i]      = q[32p + i] + 128        (i < 16)
+ *   u[64 + 16p + i] = q[32p + 16 + i] + 128
+ *   d[4p .. 4p+3]   = block p's scale (once per 32-bit lane of that block)
+ *   s[4p] = (max|x| / 127) * (sum of block p's q), s[4p+1 .. 4p+3] = 0
+ * where x ≈ d_p * q, q in [-127, 127]; d and s are rounded to f16 (llama.cpp's Q8_0 / Q8_1
+ * store them so) and held as f32. The integer dot products (vpdpbusd, pmaddubsw) multiply
+ * unsigned by signed bytes: storing q + 128 makes the activations the unsigned operand, so the
+ * weights stay signed and the offset's contribution, 128 * (sum of a weight block), depends on
+ * the weight block alone and is computed once for all activation rows. Every 32-bit lane of a
+ * product then holds a partial dot of one block, which the float scales multiply lane-wise.
+ * s serves the formats with a per-block minimum (Q4_1, Q5_1). A row of n elements takes
+ * ds_act_q8_groups(n) of these; blocks past n have u = 128, d = s = 0. */
 typedef struct ds_act_q8 {
-    float d, s;
-    int8_t qs[32];
+    uint8_t u[128];
+    float d[16];
+    float s[16];
 } ds_act_q8;
+
+#define DS_ACT_Q8_GROUP 128
+static inline int ds_act_q8_groups(int n) { return (n + DS_ACT_Q8_GROUP - 1) / DS_ACT_Q8_GROUP; }
 
 /* 256 activations: x[i] ≈ d * qs[i]; bsums[j] = sum of qs[16j .. 16j+16), which the K-quants'
  * sub-block minimums and Q6_K's −32 offset need. */
@@ -47,14 +66,21 @@ typedef enum ds_act_kind { DS_ACT_F32, DS_ACT_Q8, DS_ACT_Q8K } ds_act_kind;
 /* The activation format a weight type's quantized kernels take (DS_ACT_F32 for float types). */
 ds_act_kind ds_act_kind_for(ds_dtype t);
 
-/* Quantize one row of n activations (n a multiple of 32, resp. 256): scale = max|x| / 127,
- * values rounded to nearest, ties to even. Shared by every variant, so all variants see the
- * same bytes. */
+/* Quantize one row of n activations (n a multiple of 32, resp. 256) block by block: scale =
+ * max|x| / 127, values rounded to nearest, ties to even. Shared by every variant, so all
+ * variants see the same bytes. */
 void ds_quantize_act_q8(const float *x, int n, ds_act_q8 *out);
+/* The same bytes as ds_quantize_act_q8, faster; needs the AVX-512 level. */
+void ds_quantize_act_q8_avx512(const float *x, int n, ds_act_q8 *out);
 void ds_quantize_act_q8k(const float *x, int n, ds_act_q8k *out);
 
 /* xq[r] points at row r's blocks (ds_act_q8 or ds_act_q8k as ds_act_kind_for says); n is the
  * row length in elements. */
+/* The 32-element formats' kernels below take nx ≤ DS_QNX_MAX rows (the K-quant kernels, like the
+ * f32 ones, nx ≤ DS_NX_MAX): decoding a weight group costs about as much as its integer dots
+ * with two activation rows, so more rows per decode pay (measured on AVX-512: 4 → 8 rows gave
+ * 1.5-2x, 8 → 16 another 5-15 %). */
+#define DS_QNX_MAX 16
 typedef void (*ds_qrow_kernel)(const void *w, const void *const *xq, int nx, int n, float *out);
 
 /* Quantized-activation kernels for the 32-element formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)... */
