@@ -52,4 +52,36 @@ void ds_softmax(float *x, int n);
 /* x = silu(gate) * up, in place on gate, length n. */
 void ds_swiglu(float *gate, const float *up, int n);
 
+/* ---- attention ---- */
+
+/* One sequence's cached keys and values for one KV head, in paged blocks: the key of position p
+ * starts at k + (blocks[p / block_size] · block_size + p % block_size) · k_stride, its value
+ * likewise at v with v_stride. Keys have dk floats, values dv. */
+typedef struct ds_attn_kv {
+    const float *k, *v;
+    const int32_t *blocks;
+    int block_size;
+    int64_t k_stride, v_stride;
+    int dk, dv;
+} ds_attn_kv;
+
+/* One query: q (dk floats) attends to positions 0..pos; out receives dv floats. */
+typedef struct ds_attn_query {
+    const float *q;
+    float *out;
+    int pos;
+} ds_attn_query;
+
+/* Queries that share one pass over the keys and values (callers group this many). */
+#define DS_ATTN_MAX_Q 64
+
+/* Floats of scratch ds_attention needs for keys of dk floats. */
+size_t ds_attention_scratch_floats(int dk);
+
+/* out = softmax(scale · q·Kᵀ over positions 0..pos) · V for each of n_q queries on the same keys
+ * and values, as an online softmax over tiles of 32 positions aligned to multiples of 32. Up to
+ * DS_ATTN_MAX_Q queries share the loads of K and V; each query's result is a fixed sequence of
+ * operations on its q, its pos and the cache, whatever the other queries are. */
+void ds_attention(const ds_attn_kv *kv, const ds_attn_query *q, int n_q, float scale, float *scratch);
+
 #endif

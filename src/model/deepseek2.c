@@ -4,9 +4,9 @@
  *   q = q_b(rmsnorm(q_a(h)))  or  q_proj(h)           (T, H·(nope + rope))
  *   [c | k_pe] = kv_a(h);  c = rmsnorm(c)              (T, kv_lora + rope)
  *   rope (adjacent pairs, YaRN frequencies) on q_pe and k_pe; [c | k_pe] → cache (576 values)
- *   absorbed attention per (token, head):
+ *   absorbed attention per (token, head), all heads on one "KV head" (ds_attention):
  *     q_lat = W_UKᵀ q_nope                              (kv_lora)
- *     score(s) = (q_lat · c_s + q_pe · k_pe_s) · scale  over the sequence's positions 0..pos
+ *     score(s) = [q_lat | q_pe] · [c_s | k_pe_s] · scale over the sequence's positions 0..pos
  *     o = W_UV (Σ p(s) c_s)                             (v_head)
  *   x += o_proj(o);  x += FFN(rmsnorm(x)), FFN = dense SwiGLU or MoE:
  *     scores = softmax|sigmoid(router · h); experts chosen per topk_method;
@@ -128,63 +128,70 @@ typedef struct mla_job {
     const ds_kv_cache *kv;
     const ds_batch *b;
     const ds_layer *L;
+    const ds_attn_plan *plan;
     int layer;
 } mla_job;
 
-/* Absorbed attention of one (token, head) over the latents of its sequence, in position order. */
+/* Absorbed attention of one run of tokens and a group of heads: the queries [q_lat | q_pe]
+ * against the cached [latent | k_pe] rows, the values being the latents. */
 static void mla_task(void *ctx, int task, int thread) {
     const mla_job *j = ctx;
     const ds_hparams *hp = &j->m->hp;
-    const int H = hp->n_head, T = j->b->n_tokens, dc = hp->kv_lora_rank, dr = hp->qk_rope_dim;
+    const int H = hp->n_head, T = j->b->n_tokens, dc = hp->kv_lora_rank, dk = dc + hp->qk_rope_dim;
+    int kvh, h0, h1;
+    const ds_attn_run *run = ds_attn_plan_task(j->c, j->plan, H, 1, task, &kvh, &h0, &h1);
+    ds_attn_query qs[DS_ATTN_MAX_Q];
+    int n = 0;
+    for (int i = 0; i < run->n; i++) {
+        const int t = j->c->attn_order[run->start + i];
+        for (int h = h0; h < h1; h++) {
+            const size_t r = (size_t)h * (size_t)T + (size_t)t;
+            qs[n++] = (ds_attn_query){.q = j->c->qlat + r * (size_t)dk, .out = j->c->olat + r * (size_t)dc,
+                                      .pos = j->b->pos[t]};
+        }
+    }
+    const ds_attn_kv akv = ds_attn_kv_layer(j->kv, j->layer, j->b->block_tables[run->seq], 0, 0, dk, dc);
+    ds_attention(&akv, qs, n, j->m->attn_scale, j->c->attn_scratch + (size_t)thread * j->c->attn_scratch_floats);
+}
+
+/* The expanded form of one (token, head), for checking the absorbed one: per-head keys and
+ * values rebuilt from each cached latent, scores over positions 0..pos in order, softmax,
+ * weighted sum in order. */
+static void mla_expanded_task(void *ctx, int task, int thread) {
+    const mla_job *j = ctx;
+    const ds_hparams *hp = &j->m->hp;
+    const int H = hp->n_head, dc = hp->kv_lora_rank, dr = hp->qk_rope_dim;
     const int dn = hp->qk_nope_dim, dv = hp->v_head_dim, W = dc + dr;
     const int t = task / H, h = task % H, pos = j->b->pos[t];
     const int32_t *table = j->b->block_tables[j->b->seq[t]];
     const float *q_pe = j->c->q + (size_t)t * H * (dn + dr) + (size_t)h * (dn + dr) + dn;
     const float *q_nope = q_pe - dn;
-    const float *q_lat = j->c->qlat + ((size_t)h * T + t) * dc;
     float *scores = j->c->scores + (size_t)thread * (size_t)j->c->max_ctx;
     float *tmp = j->c->expand_tmp + (size_t)thread * (size_t)(dn + dv);
     const ds_tensor *uk = &j->L->w_uk_t[h], *uv = &j->L->w_uv[h];
     for (int p = 0; p <= pos; p++) {
         const float *cp = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)W;
-        float s;
-        if (j->c->mla_expanded) {
-            /* k_nope = W_UK c: column i of the stored W_UKᵀ */
-            const float *ukt = uk->data;
-            for (int i = 0; i < dn; i++) {
-                float acc = 0;
-                for (int k = 0; k < dc; k++) acc += ukt[(size_t)k * dn + i] * cp[k];
-                tmp[i] = acc;
-            }
-            s = ds_dot_f32(q_nope, tmp, dn) + ds_dot_f32(q_pe, cp + dc, dr);
-        } else {
-            s = ds_dot_f32(q_lat, cp, dc) + ds_dot_f32(q_pe, cp + dc, dr);
+        /* k_nope = W_UK c: column i of the stored W_UKᵀ */
+        const float *ukt = uk->data;
+        for (int i = 0; i < dn; i++) {
+            float acc = 0;
+            for (int k = 0; k < dc; k++) acc += ukt[(size_t)k * dn + i] * cp[k];
+            tmp[i] = acc;
         }
-        s *= j->m->attn_scale;
-        scores[p] = s;
+        scores[p] = (ds_dot_f32(q_nope, tmp, dn) + ds_dot_f32(q_pe, cp + dc, dr)) * j->m->attn_scale;
     }
     ds_softmax(scores, pos + 1);
-    if (j->c->mla_expanded) {
-        float *out = j->c->att + (size_t)t * H * dv + (size_t)h * dv;
-        memset(out, 0, sizeof(float) * (size_t)dv);
-        for (int p = 0; p <= pos; p++) {
-            const float *cp = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)W;
-            const float w = scores[p];
-            for (int i = 0; i < dv; i++) out[i] += w * ds_dot_f32((const float *)uv->data + (size_t)i * dc, cp, dc);
-        }
-        return;
-    }
-    float *o_lat = j->c->olat + ((size_t)h * T + t) * dc;
-    memset(o_lat, 0, sizeof(float) * (size_t)dc);
+    float *out = j->c->att + (size_t)t * H * dv + (size_t)h * dv;
+    memset(out, 0, sizeof(float) * (size_t)dv);
     for (int p = 0; p <= pos; p++) {
         const float *cp = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)W;
         const float w = scores[p];
-        for (int k = 0; k < dc; k++) o_lat[k] += w * cp[k];
+        for (int i = 0; i < dv; i++) out[i] += w * ds_dot_f32((const float *)uv->data + (size_t)i * dc, cp, dc);
     }
 }
 
 static void mla_attention(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *pool, const ds_batch *b,
-                          const ds_layer *L, int layer) {
+                          const ds_attn_plan *plan, const ds_layer *L, int layer) {
     const ds_hparams *hp = &m->hp;
     const int T = b->n_tokens, H = hp->n_head, dc = hp->kv_lora_rank, dr = hp->qk_rope_dim, dn = hp->qk_nope_dim,
               dv = hp->v_head_dim, QW = dn + dr, W = dc + dr, E = hp->n_embd;
@@ -212,14 +219,21 @@ static void mla_attention(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv,
         size_t slot = ds_kv_slot(kv, layer, b->block_tables[b->seq[t]], b->pos[t]);
         memcpy(kv->k + slot * (size_t)W, ckv, sizeof(float) * (size_t)W);
     }
-    if (!c->mla_expanded)
-        for (int h = 0; h < H; h++)
-            ds_matmul(pool, &L->w_uk_t[h], c->qn + (size_t)h * T * dn, T, c->qlat + (size_t)h * T * dc, dc);
-    mla_job job = {.m = m, .c = c, .kv = kv, .b = b, .L = L, .layer = layer};
-    ds_pool_run(pool, T * H, mla_task, &job);
-    if (!c->mla_expanded)
+    mla_job job = {.m = m, .c = c, .kv = kv, .b = b, .L = L, .plan = plan, .layer = layer};
+    if (c->mla_expanded) {
+        ds_pool_run(pool, T * H, mla_expanded_task, &job);
+    } else {
+        /* q_lat = W_UKᵀ q_nope, followed by q_pe: one query of W floats per (head, token) */
+        for (int h = 0; h < H; h++) {
+            float *ql = c->qlat + (size_t)h * T * W;
+            ds_matmul(pool, &L->w_uk_t[h], c->qn + (size_t)h * T * dn, T, ql, W);
+            for (int t = 0; t < T; t++)
+                memcpy(ql + (size_t)t * W + dc, c->q + (size_t)t * H * QW + (size_t)h * QW + dn, sizeof(float) * (size_t)dr);
+        }
+        ds_pool_run(pool, plan->n_runs * plan->head_groups, mla_task, &job);
         for (int h = 0; h < H; h++)
             ds_matmul(pool, &L->w_uv[h], c->olat + (size_t)h * T * dc, T, c->att + (size_t)h * dv, (int64_t)H * dv);
+    }
     ds_matmul(pool, &L->wo, c->att, T, c->h, E);
     for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->h[i];
 }
@@ -325,10 +339,12 @@ int ds_forward_deepseek2(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, 
     const int T = b->n_tokens, E = hp->n_embd;
     for (int t = 0; t < T; t++) ds_get_row(&m->tok_embd, b->tokens[t], c->x + (size_t)t * E);
     ds_rope_table(m, c, b, hp->qk_rope_dim / 2);
+    ds_attn_plan plan;
+    ds_attn_plan_make(c, b, hp->n_head, 1, ds_pool_size(pool), &plan);
     for (int l = 0; l < hp->n_layer; l++) {
         const ds_layer *L = &m->layers[l];
         for (int t = 0; t < T; t++) ds_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->attn_norm, E, hp->rms_eps);
-        mla_attention(m, c, kv, pool, b, L, l);
+        mla_attention(m, c, kv, pool, b, &plan, L, l);
         for (int t = 0; t < T; t++) ds_rmsnorm(c->h + (size_t)t * E, c->x + (size_t)t * E, L->ffn_norm, E, hp->rms_eps);
         if (L->moe) {
             moe(m, c, pool, L, T);

@@ -13,7 +13,9 @@
  *
  * Batch invariance: every matmul row and every attention (token, head) is computed by a
  * fixed sequence of operations that depends only on that token's inputs and its sequence's
- * cached K/V; nothing is split across threads or shared between tokens. */
+ * cached K/V; nothing is split across threads. Attention takes the queries of a run of tokens
+ * of one sequence and the heads sharing a KV head together, so that they share the K/V loads
+ * (ds_attention), which leaves each query's arithmetic as it is alone. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,7 @@ ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max
     const size_t T = (size_t)max_tokens, E = (size_t)hp->n_embd, H = (size_t)hp->n_head, D = (size_t)hp->head_dim;
     const size_t KD = ds2 ? (size_t)(hp->kv_lora_rank + hp->qk_rope_dim) : (size_t)hp->n_head_kv * D;
     const size_t AD = H * (ds2 ? (size_t)hp->v_head_dim : D);
+    const int dk = ds2 ? hp->kv_lora_rank + hp->qk_rope_dim : hp->head_dim;
     const size_t F = max3((size_t)hp->n_ff, (size_t)hp->n_expert_shared * (size_t)hp->moe_ff, (size_t)hp->moe_ff);
     const size_t K = (size_t)hp->n_expert_used, dc = (size_t)hp->kv_lora_rank;
     c->x = alloc_f32(T * E);
@@ -49,15 +52,21 @@ ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max
     c->gate = alloc_f32(T * F);
     c->up = alloc_f32(T * F);
     c->cos_sin = alloc_f32(T * D);
-    c->scores = alloc_f32((size_t)c->n_threads_scratch * (size_t)max_ctx);
-    bool ok = c->x && c->h && c->q && c->k && (ds2 || c->v) && c->att && c->gate && c->up && c->cos_sin && c->scores;
+    /* whole cache lines per thread */
+    c->attn_scratch_floats = (ds_attention_scratch_floats(dk) + 15) & ~(size_t)15;
+    c->attn_scratch = alloc_f32((size_t)c->n_threads_scratch * c->attn_scratch_floats);
+    c->attn_order = malloc(T * sizeof *c->attn_order);
+    c->attn_runs = malloc(T * sizeof *c->attn_runs);
+    bool ok = c->x && c->h && c->q && c->k && (ds2 || c->v) && c->att && c->gate && c->up && c->cos_sin &&
+              c->attn_scratch && c->attn_order && c->attn_runs;
     if (ds2) {
+        c->scores = alloc_f32((size_t)c->n_threads_scratch * (size_t)max_ctx);
         c->cq = alloc_f32(T * (size_t)(hp->q_lora_rank ? hp->q_lora_rank : 1));
         c->qn = alloc_f32(H * T * (size_t)hp->qk_nope_dim);
-        c->qlat = alloc_f32(H * T * dc);
+        c->qlat = alloc_f32(H * T * (size_t)dk);
         c->olat = alloc_f32(H * T * dc);
         c->expand_tmp = alloc_f32((size_t)c->n_threads_scratch * (size_t)(hp->qk_nope_dim + hp->v_head_dim));
-        ok = ok && c->cq && c->qn && c->qlat && c->olat && c->expand_tmp;
+        ok = ok && c->scores && c->cq && c->qn && c->qlat && c->olat && c->expand_tmp;
         if (hp->n_expert) {
             c->router = alloc_f32(T * (size_t)hp->n_expert);
             c->sel = malloc(T * K * sizeof *c->sel);
@@ -78,9 +87,11 @@ ds_forward_ctx *ds_forward_ctx_create(const ds_model *m, int max_tokens, int max
 
 void ds_forward_ctx_free(ds_forward_ctx *c) {
     if (!c) return;
-    float *bufs[] = {c->x, c->h, c->q, c->k, c->v, c->att, c->gate, c->up, c->cos_sin, c->scores, c->cq, c->qn,
-                     c->qlat, c->olat, c->expand_tmp, c->router, c->sel_w, c->exp_out, c->xg, c->yg};
+    float *bufs[] = {c->x, c->h, c->q, c->k, c->v, c->att, c->gate, c->up, c->cos_sin, c->scores, c->attn_scratch,
+                     c->cq, c->qn, c->qlat, c->olat, c->expand_tmp, c->router, c->sel_w, c->exp_out, c->xg, c->yg};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(c->attn_order);
+    free(c->attn_runs);
     free(c->sel);
     free(c->rows);
     free(c);
@@ -102,39 +113,90 @@ static void apply_rope(float *vec, int n_heads, int D, const float *cs, ds_rope_
     }
 }
 
+ds_attn_kv ds_attn_kv_layer(const ds_kv_cache *kv, int layer, const int32_t *table, size_t k_off, size_t v_off,
+                            int dk, int dv) {
+    const size_t slots = (size_t)layer * (size_t)kv->n_blocks * (size_t)kv->block_size; /* as ds_kv_slot */
+    return (ds_attn_kv){.k = kv->k + slots * (size_t)kv->width_k + k_off,
+                        .v = (kv->v ? kv->v + slots * (size_t)kv->width_v : kv->k + slots * (size_t)kv->width_k) + v_off,
+                        .blocks = table, .block_size = kv->block_size, .k_stride = kv->width_k,
+                        .v_stride = kv->v ? kv->width_v : kv->width_k, .dk = dk, .dv = dv};
+}
+
+/* Costliest runs (latest positions) first, so that the pool's last tasks are short ones. */
+static int cmp_run(const void *a, const void *b) {
+    const ds_attn_run *x = a, *y = b;
+    if (x->max_pos != y->max_pos) return y->max_pos - x->max_pos;
+    return x->start - y->start;
+}
+
+void ds_attn_plan_make(ds_forward_ctx *c, const ds_batch *b, int n_head, int n_head_kv, int n_threads,
+                       ds_attn_plan *plan) {
+    const int T = b->n_tokens, G = n_head / n_head_kv;
+    int hp = G < DS_ATTN_MAX_Q ? G : DS_ATTN_MAX_Q;
+    const int run_len = DS_ATTN_MAX_Q / hp;
+    /* Stable insertion sort by sequence: linear for the usual batch, whose sequences come in
+     * contiguous stretches. */
+    for (int t = 0; t < T; t++) {
+        int i = t;
+        for (; i > 0 && b->seq[c->attn_order[i - 1]] > b->seq[t]; i--) c->attn_order[i] = c->attn_order[i - 1];
+        c->attn_order[i] = t;
+    }
+    int n_runs = 0;
+    for (int i = 0; i < T; i++) {
+        const int t = c->attn_order[i];
+        ds_attn_run *r = n_runs ? &c->attn_runs[n_runs - 1] : NULL;
+        if (!r || r->seq != b->seq[t] || r->n == run_len) {
+            r = &c->attn_runs[n_runs++];
+            *r = (ds_attn_run){.start = i, .n = 0, .seq = b->seq[t], .max_pos = -1};
+        }
+        r->n++;
+        r->max_pos = b->pos[t] > r->max_pos ? b->pos[t] : r->max_pos;
+    }
+    qsort(c->attn_runs, (size_t)n_runs, sizeof *c->attn_runs, cmp_run);
+    if (n_runs * n_head_kv < n_threads) hp = 1;
+    const int groups_per_kv = (G + hp - 1) / hp;
+    *plan = (ds_attn_plan){.n_runs = n_runs, .heads_per_task = hp, .head_groups = n_head_kv * groups_per_kv,
+                           .groups_per_kv = groups_per_kv};
+}
+
+const ds_attn_run *ds_attn_plan_task(const ds_forward_ctx *c, const ds_attn_plan *plan, int n_head, int n_head_kv,
+                                     int task, int *kv_head, int *h0, int *h1) {
+    const int G = n_head / n_head_kv, hg = task % plan->head_groups;
+    *kv_head = hg / plan->groups_per_kv;
+    *h0 = *kv_head * G + (hg % plan->groups_per_kv) * plan->heads_per_task;
+    *h1 = *h0 + plan->heads_per_task < (*kv_head + 1) * G ? *h0 + plan->heads_per_task : (*kv_head + 1) * G;
+    return &c->attn_runs[task / plan->head_groups];
+}
+
 typedef struct attn_job {
     const ds_model *m;
     ds_forward_ctx *c;
     const ds_kv_cache *kv;
     const ds_batch *b;
+    const ds_attn_plan *plan;
     int layer;
 } attn_job;
 
-/* One (token, head) pair: scores over positions 0..pos of its sequence in order, softmax,
- * weighted sum of V in order. */
+/* The queries of one run of tokens and one group of heads sharing a KV head, against that
+ * sequence's cached K/V. */
 static void attn_task(void *ctx, int task, int thread) {
     const attn_job *j = ctx;
     const ds_hparams *hp = &j->m->hp;
-    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int t = task / H, h = task % H, kvh = h / group;
-    const int pos = j->b->pos[t];
-    const int32_t *table = j->b->block_tables[j->b->seq[t]];
-    const float *q = j->c->q + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
-    float *scores = j->c->scores + (size_t)thread * (size_t)j->c->max_ctx;
-    const float scale = 1.0f / sqrtf((float)D);
-    for (int p = 0; p <= pos; p++) {
-        const float *k = j->kv->k + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)j->kv->width_k + (size_t)kvh * (size_t)D;
-        float s = ds_dot_f32(q, k, D) * scale;
-        scores[p] = s;
+    const int H = hp->n_head, D = hp->head_dim;
+    int kvh, h0, h1;
+    const ds_attn_run *run = ds_attn_plan_task(j->c, j->plan, H, hp->n_head_kv, task, &kvh, &h0, &h1);
+    ds_attn_query qs[DS_ATTN_MAX_Q];
+    int n = 0;
+    for (int i = 0; i < run->n; i++) {
+        const int t = j->c->attn_order[run->start + i];
+        for (int h = h0; h < h1; h++) {
+            const size_t off = ((size_t)t * (size_t)H + (size_t)h) * (size_t)D;
+            qs[n++] = (ds_attn_query){.q = j->c->q + off, .out = j->c->att + off, .pos = j->b->pos[t]};
+        }
     }
-    ds_softmax(scores, pos + 1);
-    float *out = j->c->att + (size_t)t * (size_t)H * (size_t)D + (size_t)h * (size_t)D;
-    memset(out, 0, sizeof(float) * (size_t)D);
-    for (int p = 0; p <= pos; p++) {
-        const float *v = j->kv->v + ds_kv_slot(j->kv, j->layer, table, p) * (size_t)j->kv->width_v + (size_t)kvh * (size_t)D;
-        const float w = scores[p];
-        for (int d = 0; d < D; d++) out[d] += w * v[d];
-    }
+    const size_t off = (size_t)kvh * (size_t)D;
+    const ds_attn_kv akv = ds_attn_kv_layer(j->kv, j->layer, j->b->block_tables[run->seq], off, off, D, D);
+    ds_attention(&akv, qs, n, 1.0f / sqrtf((float)D), j->c->attn_scratch + (size_t)thread * j->c->attn_scratch_floats);
 }
 
 int ds_check_batch(const ds_model *m, const ds_forward_ctx *c, const ds_kv_cache *kv, const ds_batch *b, ds_err *err) {
@@ -187,6 +249,8 @@ int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *p
 
     for (int t = 0; t < T; t++) ds_get_row(&m->tok_embd, b->tokens[t], c->x + (size_t)t * E);
     ds_rope_table(m, c, b, D / 2);
+    ds_attn_plan plan;
+    ds_attn_plan_make(c, b, H, Hkv, ds_pool_size(pool), &plan);
 
     for (int l = 0; l < hp->n_layer; l++) {
         const ds_layer *L = &m->layers[l];
@@ -208,8 +272,8 @@ int ds_forward(const ds_model *m, ds_forward_ctx *c, ds_kv_cache *kv, ds_pool *p
             memcpy(kv->k + slot * (size_t)KD, k, sizeof(float) * (size_t)KD);
             memcpy(kv->v + slot * (size_t)KD, v, sizeof(float) * (size_t)KD);
         }
-        attn_job aj = {.m = m, .c = c, .kv = kv, .b = b, .layer = l};
-        ds_pool_run(pool, T * H, attn_task, &aj);
+        attn_job aj = {.m = m, .c = c, .kv = kv, .b = b, .plan = &plan, .layer = l};
+        ds_pool_run(pool, plan.n_runs * plan.head_groups, attn_task, &aj);
         ds_matmul(pool, &L->wo, c->att, T, c->h, E);
         for (size_t i = 0; i < (size_t)T * E; i++) c->x[i] += c->h[i];
 
