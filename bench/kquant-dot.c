@@ -50,13 +50,13 @@ static uint8_t *make_weights(ds_dtype t, size_t rows) {
 typedef struct path {
     const char *name;
     ds_qrow_kernel kernel; /* NULL: dequantize + f32 kernel */
-    ds_row_kernel f32_kernel;
+    ds_gemm_kernel f32_kernel;
 } path;
 
 typedef struct inputs {
     ds_dtype t;
     const void *const *xq; /* DS_NX_MAX rows of Q8_K activations */
-    const float *const *xf; /* the same rows as f32 */
+    const float *const *xf; /* the same rows as f32, N apart */
     float *deq;             /* one dequantized weight row */
 } inputs;
 
@@ -71,7 +71,7 @@ static double pass(const path *p, const inputs *in, const uint8_t *w, size_t row
             p->kernel(w + o * rb, in->xq, nx, N, out);
         } else {
             ds_dequantize_row(in->t, w + o * rb, in->deq, N);
-            p->f32_kernel(in->deq, in->xf, nx, N, out);
+            p->f32_kernel(in->deq, sizeof(float) * N, 1, in->xf[0], N, nx, N, out, 1);
         }
         sink += out[0];
     }
@@ -131,7 +131,7 @@ int main(void) {
         paths[np++] = (path){"scalar", ds_kquant_kernel_scalar(t), NULL};
         if (avx2) paths[np++] = (path){"avx2", ds_kquant_kernel_avx2(t), NULL};
         if (avx512) paths[np++] = (path){"avx512", ds_kquant_kernel_avx512(t), NULL};
-        paths[np++] = (path){"deq+f32", NULL, avx2 ? ds_row_kernel_avx2(DS_F32) : ds_row_kernel_scalar(DS_F32)};
+        paths[np++] = (path){"deq+f32", NULL, avx2 ? ds_gemm_kernel_avx2(DS_F32) : ds_gemm_kernel_scalar(DS_F32)};
         uint8_t *w_l2 = make_weights(t, rows_l2), *w_mem = make_weights(t, rows_mem);
         if (!w_l2 || !w_mem) return fprintf(stderr, "kquant-dot: out of memory\n"), 1;
         const inputs in = {t, xq_rows, xf_rows, deq};

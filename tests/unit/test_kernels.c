@@ -172,6 +172,87 @@ static void test_matmul_exact_scalar(void **state) { check_variant(DS_CPU_SCALAR
 static void test_matmul_exact_avx2(void **state) { check_variant(DS_CPU_AVX2, DS_ACT_EXACT); }
 static void test_matmul_exact_avx512(void **state) { check_variant(DS_CPU_AVX512, DS_ACT_EXACT); }
 
+/* The float tile kernels of every level, called directly: each (weight row, activation row)
+ * result is within f32 rounding of a double-precision dot, and bit-identical whether computed
+ * alone or inside any block of rows, at any offset (full tiles, edge tiles, decode's single
+ * activation row), for lengths with and without a partial vector at the end. */
+static void test_gemm_kernels(void **state) {
+    const ds_dtype types[] = {DS_F32, DS_F16, DS_BF16};
+    const int lengths[] = {5, 16, 40, 333};
+    enum { NW = 11, NX = 15 };
+    for (size_t lv = 0; lv < sizeof k_levels / sizeof k_levels[0]; lv++) {
+        if (ds_cpu_level_set(k_levels[lv]) != 0) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            const ds_gemm_kernel k = k_levels[lv] == DS_CPU_SCALAR ? ds_gemm_kernel_scalar(types[ti])
+                                     : k_levels[lv] == DS_CPU_AVX2  ? ds_gemm_kernel_avx2(types[ti])
+                                                                    : ds_gemm_kernel_avx512(types[ti]);
+            assert_non_null(k);
+            for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
+                const int n = lengths[li];
+                void *buf;
+                ds_tensor w = make_weight(types[ti], NW, n, &buf);
+                const size_t rb = w.nbytes / NW;
+                float *x = malloc(sizeof(float) * NX * (size_t)n), ref[NX * NW], all[NX * NW], part[NX * NW];
+                fill(x, (size_t)NX * n);
+                reference(&w, x, NX, ref);
+                k(buf, rb, NW, x, (size_t)n, NX, n, all, NW);
+                for (int i = 0; i < NX * NW; i++)
+                    if (!(fabsf(all[i] - ref[i]) <= 1e-5f * (float)n))
+                        fail_msg("%s %s n=%d: y[%d] = %g, reference %g", ds_cpu_level_name(k_levels[lv]),
+                                 ds_dtype_name(types[ti]), n, i, all[i], ref[i]);
+                /* every block [o0, o0 + nw) × [r0, r0 + nx) gives the same bits */
+                for (int o0 = 0; o0 < NW; o0 += 3)
+                    for (int nw = 1; o0 + nw <= NW; nw += 2)
+                        for (int r0 = 0; r0 < NX; r0 += 4)
+                            for (int nx = 1; r0 + nx <= NX; nx++) {
+                                k((const uint8_t *)buf + (size_t)o0 * rb, rb, nw, x + (size_t)r0 * n, (size_t)n, nx, n,
+                                  part, NW);
+                                for (int r = 0; r < nx; r++)
+                                    if (memcmp(part + (size_t)r * NW, all + (size_t)(r0 + r) * NW + o0,
+                                               sizeof(float) * (size_t)nw))
+                                        fail_msg("%s %s n=%d: block rows %d+%d x %d+%d differs at row %d",
+                                                 ds_cpu_level_name(k_levels[lv]), ds_dtype_name(types[ti]), n, o0, nw,
+                                                 r0, nx, r);
+                            }
+                free(buf), free(x);
+            }
+        }
+    }
+}
+
+/* ds_matmul on float weights with edge tiles everywhere (output rows not a multiple of any
+ * tile width, an odd inner length, 19 activation rows): the first b rows computed as a batch of
+ * b, for every b in 1..19, are bit-identical to the same rows inside the batch of 19, with 1 or
+ * 3 threads, on every level. */
+static void test_matmul_float_batches(void **state) {
+    const ds_dtype types[] = {DS_F32, DS_F16, DS_BF16};
+    const int rows = 37, cols = 333, n_rows = 19;
+    ds_pool *p1 = ds_pool_create(1), *p3 = ds_pool_create(3);
+    for (size_t lv = 0; lv < sizeof k_levels / sizeof k_levels[0]; lv++) {
+        if (ds_cpu_level_set(k_levels[lv]) != 0) continue;
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            void *buf;
+            ds_tensor w = make_weight(types[ti], rows, cols, &buf);
+            float *x = malloc(sizeof(float) * n_rows * cols), *all = malloc(sizeof(float) * n_rows * rows),
+                  *part = malloc(sizeof(float) * n_rows * rows);
+            fill(x, (size_t)n_rows * cols);
+            ds_matmul(p1, &w, x, n_rows, all, rows);
+            for (int b = 1; b <= n_rows; b++) {
+                ds_matmul(b % 2 ? p1 : p3, &w, x, b, part, rows);
+                if (memcmp(part, all, sizeof(float) * (size_t)b * rows))
+                    fail_msg("%s %s: a batch of %d differs from the batch of %d", ds_cpu_level_name(k_levels[lv]),
+                             ds_dtype_name(types[ti]), b, n_rows);
+            }
+            /* and a row on its own, at an offset, with 3 threads */
+            ds_matmul(p3, &w, x + (size_t)(n_rows - 1) * cols, 1, part, rows);
+            assert_memory_equal(part, all + (size_t)(n_rows - 1) * rows, sizeof(float) * rows);
+            free(buf), free(x), free(all), free(part);
+        }
+    }
+    ds_pool_destroy(p1);
+    ds_pool_destroy(p3);
+}
+
 /* Activation element i of a quantized row, dequantized. */
 static double act_q8_value(const ds_act_q8 *a, int i) {
     const int b = i / 32, p = b % 4, j = i % 32;
@@ -320,6 +401,8 @@ int main(void) {
         cmocka_unit_test(test_matmul_exact_avx2),
         cmocka_unit_test(test_matmul_exact_avx512),
         cmocka_unit_test(test_matmul_chunked_batch),
+        cmocka_unit_test(test_gemm_kernels),
+        cmocka_unit_test(test_matmul_float_batches),
         cmocka_unit_test(test_qrow_kernels),
         cmocka_unit_test(test_quantize_act_q8),
         cmocka_unit_test(test_quantize_act_q8_avx512),

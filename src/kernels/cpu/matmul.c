@@ -1,13 +1,15 @@
-/* ds_matmul: weight rows are split into fixed chunks handed to the thread pool; inside a
- * chunk each weight row meets the activation rows in groups of up to DS_NX_MAX (DS_QNX_MAX for
- * the 32-element quantized kernels).
+/* ds_matmul: weight rows are split into fixed chunks of ROWS_PER_TASK, activation rows into
+ * chunks that fit in L2; a task is one weight chunk × one activation chunk.
  *  - Block-quantized weights with a quantized-activation kernel (the default activation mode):
  *    the activation rows are first quantized, each on its own and in parallel, into scratch;
- *    the row kernels then take integer dot products.
- *  - Float weights use their f32 row kernel. Other types (and every type in the exact mode)
- *    are dequantized one weight row at a time into per-thread scratch and use the f32 kernel,
- *    so every type gets the same reduction order for a given variant. */
+ *    each weight row then meets them in groups of up to DS_QNX_MAX (DS_NX_MAX for the
+ *    K-quants) and the row kernels take integer dot products.
+ *  - Float weights: one tile-kernel call per task. Other types (and every type in the exact
+ *    mode) are dequantized, the task's weight rows into per-thread scratch, and use the F32
+ *    tile kernel, so every type gets the same reduction order for a given variant. */
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cpu/variants.h"
 
@@ -17,34 +19,33 @@
  * activations in its L2 cache across the weight chunks it takes: tasks go chunk by chunk. */
 #define X_CHUNK_BYTES (512 * 1024)
 
-_Static_assert(DS_QNX_MAX >= DS_NX_MAX, "the row arrays below are sized DS_QNX_MAX");
+_Static_assert(DS_QNX_MAX >= DS_NX_MAX, "qmatmul_rows' row arrays are sized DS_QNX_MAX");
 
 typedef struct matmul_job {
     const ds_tensor *w;
-    const float *x;
+    const float *x;           /* [n_rows][ldx] activations */
+    size_t ldx;
+    float *x_copy;            /* x on 64-byte lines, if the caller's was not; or NULL */
     int n_rows;
     float *y;
     int64_t ldy;
     ds_qrow_kernel qkernel;   /* quantized-activation kernel for w's type, or NULL */
     ds_act_kind act_kind;     /* the activation format qkernel takes */
-    int group;                /* activation rows per kernel call */
+    int group;                /* activation rows per qkernel call */
     uint8_t *xq;              /* [n_rows][xq_row_bytes] quantized activations */
     size_t xq_row_bytes;
-    ds_row_kernel kernel;     /* direct f32-activation kernel for w's type, or NULL */
-    ds_row_kernel f32_kernel; /* used after dequantizing */
-    float *scratch;           /* [threads][in] for dequantized rows */
+    ds_gemm_kernel kernel;    /* f32-activation kernel for w's type, or NULL */
+    ds_gemm_kernel f32_kernel; /* used after dequantizing */
+    float *scratch;           /* [threads][ROWS_PER_TASK][in] for dequantized rows */
     int x_chunk;              /* activation rows per task, a multiple of group */
     int w_tasks;              /* tasks per activation chunk */
 } matmul_job;
 
-static ds_row_kernel kernel_for(ds_dtype t) {
+static ds_gemm_kernel kernel_for(ds_dtype t) {
     switch (ds_cpu_level_get()) {
-    case DS_CPU_AVX512: {
-        ds_row_kernel k = ds_row_kernel_avx512(t);
-        return k ? k : ds_row_kernel_avx2(t);
-    }
-    case DS_CPU_AVX2: return ds_row_kernel_avx2(t);
-    default: return ds_row_kernel_scalar(t);
+    case DS_CPU_AVX512: return ds_gemm_kernel_avx512(t);
+    case DS_CPU_AVX2: return ds_gemm_kernel_avx2(t);
+    default: return ds_gemm_kernel_scalar(t);
     }
 }
 
@@ -82,11 +83,27 @@ static void quantize_task(void *ctx, int task, int thread) {
     (void)thread;
     const matmul_job *j = ctx;
     const int in = (int)j->w->shape[1];
-    const float *x = j->x + (size_t)task * (size_t)in;
+    const float *x = j->x + (size_t)task * j->ldx;
     void *out = j->xq + (size_t)task * j->xq_row_bytes;
     if (j->act_kind == DS_ACT_Q8K) ds_quantize_act_q8k(x, in, out);
     else if (ds_cpu_level_get() == DS_CPU_AVX512) ds_quantize_act_q8_avx512(x, in, out);
     else ds_quantize_act_q8(x, in, out);
+}
+
+/* Weight rows [o0, o1) × quantized activation rows [x0, x1). */
+static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1) {
+    const int64_t in = j->w->shape[1];
+    const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
+    for (int r0 = x0; r0 < x1; r0 += j->group) {
+        const int nx = x1 - r0 < j->group ? x1 - r0 : j->group;
+        const void *xqs[DS_QNX_MAX];
+        for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes;
+        for (int64_t o = o0; o < o1; o++) {
+            float res[DS_QNX_MAX];
+            j->qkernel((const uint8_t *)j->w->data + (size_t)o * row_bytes, xqs, nx, (int)in, res);
+            for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
+        }
+    }
 }
 
 static void matmul_task(void *ctx, int task, int thread) {
@@ -97,39 +114,32 @@ static void matmul_task(void *ctx, int task, int thread) {
     const int64_t o1 = o0 + ROWS_PER_TASK < out_dim ? o0 + ROWS_PER_TASK : out_dim;
     const int x0 = task / j->w_tasks * j->x_chunk;
     const int x1 = x0 + j->x_chunk < j->n_rows ? x0 + j->x_chunk : j->n_rows;
-    float *deq = j->scratch ? j->scratch + (size_t)thread * (size_t)in : NULL;
-    for (int r0 = x0; r0 < x1; r0 += j->group) {
-        int nx = x1 - r0 < j->group ? x1 - r0 : j->group;
-        const float *xs[DS_QNX_MAX];
-        const void *xqs[DS_QNX_MAX];
-        for (int k = 0; k < nx; k++) {
-            xs[k] = j->x + (size_t)(r0 + k) * (size_t)in;
-            if (j->xq) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes;
-        }
-        for (int64_t o = o0; o < o1; o++) {
-            const uint8_t *wrow = (const uint8_t *)j->w->data + (size_t)o * row_bytes;
-            float res[DS_QNX_MAX];
-            if (j->qkernel) {
-                j->qkernel(wrow, xqs, nx, (int)in, res);
-            } else if (j->kernel) {
-                j->kernel(wrow, xs, nx, (int)in, res);
-            } else {
-                /* Dequantize once per group of activation rows: cheap next to the dots. */
-                row_to_f32(j->w, o, wrow, deq);
-                j->f32_kernel(deq, xs, nx, (int)in, res);
-            }
-            for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
-        }
+    if (j->qkernel) {
+        qmatmul_rows(j, o0, o1, x0, x1);
+        return;
     }
+    const float *x = j->x + (size_t)x0 * j->ldx;
+    float *y = j->y + (size_t)x0 * (size_t)j->ldy + (size_t)o0;
+    if (j->kernel) {
+        j->kernel((const uint8_t *)j->w->data + (size_t)o0 * row_bytes, row_bytes, (int)(o1 - o0), x, j->ldx,
+                  x1 - x0, (int)in, y, (size_t)j->ldy);
+        return;
+    }
+    /* Dequantize the task's weight rows once for all its activation rows: cheap next to the dots. */
+    float *deq = j->scratch + (size_t)thread * ROWS_PER_TASK * (size_t)in;
+    for (int64_t o = o0; o < o1; o++)
+        row_to_f32(j->w, o, (const uint8_t *)j->w->data + (size_t)o * row_bytes, deq + (size_t)(o - o0) * (size_t)in);
+    j->f32_kernel(deq, sizeof(float) * (size_t)in, (int)(o1 - o0), x, j->ldx, x1 - x0, (int)in, y,
+                  (size_t)j->ldy);
 }
 
 void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, float *y, int64_t ldy) {
-    matmul_job j = {.w = w, .x = x, .n_rows = n_rows, .y = y, .ldy = ldy, .group = DS_NX_MAX};
+    matmul_job j = {.w = w, .x = x, .ldx = (size_t)w->shape[1], .n_rows = n_rows, .y = y, .ldy = ldy, .group = DS_GEMM_X_GROUP};
     const int in = (int)w->shape[1];
     j.qkernel = w->scale ? NULL : qkernel_for(w->type);
     if (j.qkernel) {
         j.act_kind = ds_act_kind_for(w->type);
-        if (j.act_kind == DS_ACT_Q8) j.group = DS_QNX_MAX;
+        j.group = j.act_kind == DS_ACT_Q8 ? DS_QNX_MAX : DS_NX_MAX;
         j.xq_row_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (size_t)(in / 256)
                                                   : sizeof(ds_act_q8) * (size_t)ds_act_q8_groups(in);
         /* rows of whole 64-byte lines, so row kernels may load them aligned */
@@ -139,9 +149,18 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
     } else {
         j.kernel = w->scale ? NULL : kernel_for(w->type);
         j.f32_kernel = kernel_for(DS_F32);
-        if (!j.kernel) j.scratch = malloc(sizeof(float) * (size_t)ds_pool_size(pool) * (size_t)in);
+        if (!j.kernel) j.scratch = malloc(sizeof(float) * (size_t)ds_pool_size(pool) * ROWS_PER_TASK * (size_t)in);
+        /* Vector loads that straddle cache lines cost two: in prefill every activation is
+         * loaded many times, so rows not on 64-byte lines (large mallocs start 16 bytes past
+         * a page) are copied onto aligned ones first. */
+        if (n_rows > 1 && ((uintptr_t)x % 64 || in % 16)) {
+            const size_t ld = ((size_t)in + 15) & ~(size_t)15;
+            j.x_copy = aligned_alloc(64, sizeof(float) * ld * (size_t)n_rows);
+            for (int r = 0; r < n_rows; r++) memcpy(j.x_copy + ld * (size_t)r, x + (size_t)in * (size_t)r, sizeof(float) * (size_t)in);
+            j.x = j.x_copy, j.ldx = ld;
+        }
     }
-    const size_t x_row_bytes = j.xq ? j.xq_row_bytes : sizeof(float) * (size_t)in;
+    const size_t x_row_bytes = j.xq ? j.xq_row_bytes : sizeof(float) * j.ldx;
     const size_t fit = x_row_bytes ? X_CHUNK_BYTES / x_row_bytes / (size_t)j.group * (size_t)j.group : (size_t)n_rows;
     j.x_chunk = fit < (size_t)j.group ? j.group : fit > (size_t)n_rows ? n_rows : (int)fit;
     j.w_tasks = (int)((w->shape[0] + ROWS_PER_TASK - 1) / ROWS_PER_TASK);
@@ -149,6 +168,7 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
     ds_pool_run(pool, x_chunks * j.w_tasks, matmul_task, &j);
     free(j.xq);
     free(j.scratch);
+    free(j.x_copy);
 }
 
 void ds_get_row(const ds_tensor *t, int64_t row, float *out) {

@@ -1,28 +1,35 @@
-/* Internal to kernels/cpu: the per-variant row kernels behind ds_matmul. A row kernel computes
- * the dot products of one weight row with nx ≤ DS_NX_MAX activation rows (DS_QNX_MAX for the
- * 32-element quantized kernels, below); each activation row
- * gets its own accumulators updated in the same order as when nx == 1, so grouping rows never
- * changes a result.
+/* Internal to kernels/cpu: the per-variant kernels behind ds_matmul. Each computes dot products
+ * of weight rows with activation rows such that the value for one (weight row, activation row)
+ * pair is the same sequence of float operations whatever else the call computes, so grouping
+ * rows never changes a result.
  *
- * Two kinds of row kernel exist:
- *  - ds_row_kernel: f32 activations (F32/F16/BF16 weights, and the exact path for every type);
- *  - ds_qrow_kernel: activations quantized to 8-bit blocks (ds_act_q8 for the 32-element weight
- *    formats, ds_act_q8k for the K-quants), so the inner loop is an integer dot product, as in
- *    llama.cpp. Activation rows are quantized once per matmul, each row on its own, which keeps
- *    the result of a row independent of the batch. */
+ * Two kinds of kernel exist:
+ *  - ds_gemm_kernel: f32 activations (F32/F16/BF16 weights, and the exact path for every type),
+ *    any number of weight and activation rows per call, computed in register tiles;
+ *  - ds_qrow_kernel: one weight row against nx activation rows quantized to 8-bit blocks
+ *    (ds_act_q8 for the 32-element weight formats, ds_act_q8k for the K-quants), so the inner
+ *    loop is an integer dot product, as in llama.cpp. Activation rows are quantized once per
+ *    matmul, each row on its own, which keeps the result of a row independent of the batch. */
 #ifndef DS_KERNELS_CPU_VARIANTS_H
 #define DS_KERNELS_CPU_VARIANTS_H
 
+#include <stddef.h>
+
 #include "kernels/kernels.h"
 
-#define DS_NX_MAX 4
-
-typedef void (*ds_row_kernel)(const void *w, const float *const *x, int nx, int n, float *out);
+/* y[r·ldy + o] = Σ_{i<n} w_o[i]·x[r·ldx + i] for o < n_w, r < n_x, where weight row o starts
+ * at w + o·w_row_bytes. */
+typedef void (*ds_gemm_kernel)(const void *w, size_t w_row_bytes, int n_w, const float *x, size_t ldx, int n_x,
+                               int n, float *y, size_t ldy);
 
 /* Kernels for F32, F16, BF16 weights; NULL for types that go through dequantization. */
-ds_row_kernel ds_row_kernel_scalar(ds_dtype t);
-ds_row_kernel ds_row_kernel_avx2(ds_dtype t);
-ds_row_kernel ds_row_kernel_avx512(ds_dtype t);
+ds_gemm_kernel ds_gemm_kernel_scalar(ds_dtype t);
+ds_gemm_kernel ds_gemm_kernel_avx2(ds_dtype t);
+ds_gemm_kernel ds_gemm_kernel_avx512(ds_dtype t);
+
+/* Activation rows a ds_gemm_kernel call should get at a time (all but the last chunk): a
+ * multiple of every variant's tile height, so no chunk ends in a partial tile. */
+#define DS_GEMM_X_GROUP 12
 
 float ds_dot_f32_scalar(const float *a, const float *b, int n);
 float ds_dot_f32_avx2(const float *a, const float *b, int n);
@@ -76,11 +83,12 @@ void ds_quantize_act_q8k(const float *x, int n, ds_act_q8k *out);
 
 /* xq[r] points at row r's blocks (ds_act_q8 or ds_act_q8k as ds_act_kind_for says); n is the
  * row length in elements. */
-/* The 32-element formats' kernels below take nx ≤ DS_QNX_MAX rows (the K-quant kernels, like the
- * f32 ones, nx ≤ DS_NX_MAX): decoding a weight group costs about as much as its integer dots
- * with two activation rows, so more rows per decode pay (measured on AVX-512: 4 → 8 rows gave
- * 1.5-2x, 8 → 16 another 5-15 %). */
+/* The 32-element formats' kernels below take nx ≤ DS_QNX_MAX rows, the K-quant kernels
+ * nx ≤ DS_NX_MAX: decoding a weight group costs about as much as its integer dots with two
+ * activation rows, so more rows per decode pay (measured on AVX-512: 4 → 8 rows gave 1.5-2x,
+ * 8 → 16 another 5-15 %). */
 #define DS_QNX_MAX 16
+#define DS_NX_MAX 8
 typedef void (*ds_qrow_kernel)(const void *w, const void *const *xq, int nx, int n, float *out);
 
 /* Quantized-activation kernels for the 32-element formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)... */
