@@ -54,6 +54,20 @@ static int layer_of(const char *name) {
     return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
 }
 
+/* The position of attn_v tensor i among all of them in llama.cpp's processing order: by layer
+ * number, then by name (llama_model_loader sorts so), not in file order — GGUF files often
+ * store blk.10 before blk.2, and counting in file order upgrades the wrong layers. */
+static int attn_v_rank(const cv_plan *p, int i) {
+    const int li = layer_of(p->t[i].name);
+    int rank = 0;
+    for (int j = 0; j < p->n; j++) {
+        if (j == i || !p->t[j].quantizable || !is_attn_v(p->t[j].name)) continue;
+        const int lj = layer_of(p->t[j].name);
+        rank += lj < li || (lj == li && strcmp(p->t[j].name, p->t[i].name) < 0);
+    }
+    return rank;
+}
+
 /* A type whose blocks fit rows of length n: llama.cpp's fallbacks, then F16. */
 static ds_dtype fit_row(ds_dtype t, int64_t n) {
     if (n % ds_dtype_block_elems(t) == 0) return t;
@@ -69,7 +83,7 @@ static ds_dtype fit_row(ds_dtype t, int64_t n) {
 void cv_choose_types(cv_plan *p, const ds_quantize_opts *o) {
     const ds_recipe *r = &o->recipe;
     const bool quantized = ds_dtype_block_elems(r->base) > 1;
-    int n_attn_v = 0, i_attn_v = 0;
+    int n_attn_v = 0;
     for (int i = 0; i < p->n; i++) n_attn_v += p->t[i].quantizable && is_attn_v(p->t[i].name);
     for (int i = 0; i < p->n; i++) {
         cv_tensor *t = &p->t[i];
@@ -82,13 +96,12 @@ void cv_choose_types(cv_plan *p, const ds_quantize_opts *o) {
             if (is_output_head(t->name, p->tied)) {
                 if (r->base != DS_Q8_0) type = DS_Q6_K;
             } else if (r->mixed && is_attn_v(t->name)) {
-                if (use_more_bits(i_attn_v, n_attn_v)) type = DS_Q6_K;
+                if (use_more_bits(attn_v_rank(p, i), n_attn_v)) type = DS_Q6_K;
             } else if (r->mixed && strstr(t->name, "ffn_down")) {
                 int l = layer_of(t->name);
                 if (l >= 0 && use_more_bits(l, p->n_layer)) type = DS_Q6_K;
             }
         }
-        if (is_attn_v(t->name)) i_attn_v++;
         const int64_t row = t->shape[t->ndim - 1];
         t->type = fit_row(type, row);
         if (t->type != type && o->log)
