@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/x86_common.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
 #define AVX2_INLINE AVX2 static inline __attribute__((always_inline))
@@ -33,13 +34,6 @@ AVX2_INLINE __m256 exp8(__m256 x) {
     /* x ≥ -87 keeps n ≥ -126, a normal power of two */
     const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_and_ps(_mm256_mul_ps(y, _mm256_castsi256_ps(e)), live);
-}
-
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 AVX2_INLINE float hmax8(__m256 v) {
@@ -108,7 +102,7 @@ AVX2_INLINE void softmax_step(__m256 s[4], int lim, float scale, float *m, float
         _mm256_store_ps(p + 8 * v, e[v]);
     }
     const float a = _mm256_cvtss_f32(exp8(_mm256_set1_ps(*m - mx)));
-    *l = __builtin_fmaf(*l, a, hsum8(_mm256_add_ps(_mm256_add_ps(e[0], e[1]), _mm256_add_ps(e[2], e[3]))));
+    *l = __builtin_fmaf(*l, a, ds_hsum8(_mm256_add_ps(_mm256_add_ps(e[0], e[1]), _mm256_add_ps(e[2], e[3]))));
     *alpha = a;
     *m = mx;
 }

@@ -74,7 +74,7 @@ AVX512_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx
         for (int r = 0; r < nx; r++) acc[r] = kq_q45_finish(acc[r], fold16(isum[r]), &x[r][k], mins2, d, dmin);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) out[r] = kq_hsum8(acc[r]);
+    for (int r = 0; r < nx; r++) out[r] = ds_hsum8(acc[r]);
 }
 
 AVX512_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
@@ -137,7 +137,7 @@ AVX512_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx,
         for (int r = 0; r < nx; r++) acc[r] = kq_q6_finish(acc[r], fold16(isum[r]), &x[r][k], sc, d);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) out[r] = kq_hsum8(acc[r]);
+    for (int r = 0; r < nx; r++) out[r] = ds_hsum8(acc[r]);
 }
 
 KQ_DEFINE_VARIANT(avx512, AVX512)

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/kquant.h"
+#include "kernels/cpu/x86_common.h"
 
 #define KQ_AVX2_INLINE __attribute__((target("avx2,fma,f16c"))) static inline __attribute__((always_inline))
 
@@ -18,20 +19,9 @@ KQ_AVX2_INLINE float kq_ld_f16(const uint8_t *p) {
 
 KQ_AVX2_INLINE __m256i kq_loadu(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-/* The eight lanes summed in a fixed order. */
-KQ_AVX2_INLINE float kq_hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* Weights stream from memory once per token: prefetch this far ahead of the block in use, one
- * hint per cache line of the block (see rows_avx2.c). */
-#define KQ_PREFETCH_AHEAD 4096
-
+/* Prefetch DS_PREFETCH_AHEAD past the block in use, one hint per cache line of the block. */
 KQ_AVX2_INLINE void kq_prefetch_block(const uint8_t *b, int bytes) {
-    for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)b + KQ_PREFETCH_AHEAD + o, _MM_HINT_T0);
+    for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)b + DS_PREFETCH_AHEAD + o, _MM_HINT_T0);
 }
 
 /* A Q4_K/Q5_K block's scales and mins: *sc the eight scales as int16 in both 128-bit lanes,

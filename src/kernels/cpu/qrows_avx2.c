@@ -16,12 +16,10 @@
 #include <string.h>
 
 #include "kernels/cpu/variants.h"
+#include "kernels/cpu/x86_common.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE AVX2 static inline __attribute__((always_inline))
-
-/* See rows_avx2.c. */
-#define PREFETCH_AHEAD 4096
 
 static const uint8_t k_zero_block[34];
 
@@ -174,7 +172,7 @@ AVX2_INLINE __m256i idot_q8(const whalf *w, __m256i ulo, __m256i uhi) {
         for (int r = 0; r < nx; r++) acc[r] = _mm256_setzero_ps();                                \
         for (int gi = 0; gi < full; gi++) {                                                       \
             const uint8_t *g = row + (size_t)gi * 4 * (B);                                        \
-            for (int o = 0; o < 4 * (B); o += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + o, _MM_HINT_T0); \
+            for (int o = 0; o < 4 * (B); o += 64) _mm_prefetch((const char *)g + DS_PREFETCH_AHEAD + o, _MM_HINT_T0); \
             NAME##_group(g, 4, xq, gi, nx, acc);                                                  \
         }                                                                                         \
         if (nb % 4) NAME##_group(row + (size_t)full * 4 * (B), nb % 4, xq, full, nx, acc);        \

@@ -16,12 +16,10 @@
 #include <stdint.h>
 
 #include "kernels/cpu/variants.h"
+#include "kernels/cpu/x86_common.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define AVX512_INLINE AVX512 static inline __attribute__((always_inline))
-
-/* Weights stream from memory once per token; see rows_avx2.c. */
-#define PREFETCH_AHEAD 4096
 
 typedef struct wgroup {
     __m512i lo, hi; /* signed weights, block p in 128-bit lane p */
@@ -190,7 +188,7 @@ AVX512_INLINE void group_dot(const wgroup *w, int has_min, const void *const *xq
         for (int r = 0; r < nx; r++) acc[r] = _mm512_setzero_ps();                               \
         for (int gi = 0; gi < full; gi++) {                                                      \
             const uint8_t *g = row + (size_t)gi * 4 * (B);                                       \
-            for (int o = 0; o < 4 * (B); o += 64) _mm_prefetch((const char *)g + PREFETCH_AHEAD + o, _MM_HINT_T0); \
+            for (int o = 0; o < 4 * (B); o += 64) _mm_prefetch((const char *)g + DS_PREFETCH_AHEAD + o, _MM_HINT_T0); \
             const wgroup wg = DECODE(g, 4);                                                      \
             group_dot(&wg, HAS_MIN, xq, gi, nx, acc);                                            \
         }                                                                                        \

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/variants.h"
+#include "kernels/cpu/x86_common.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define AVX2_INLINE AVX2 static inline __attribute__((always_inline))
@@ -17,10 +18,6 @@
 #define TILE_W 4
 #define TILE_X 3
 _Static_assert(DS_GEMM_X_GROUP % TILE_X == 0, "activation chunks must hold whole tiles");
-
-/* Weights stream from memory once per token in decode; prefetching a little ahead of the
- * hardware prefetcher (which stops at every 4 KiB page) keeps more reads in flight. */
-#define PREFETCH_AHEAD 4096
 
 /* ---- 8 weights starting at element i, as f32 ---- */
 
@@ -39,14 +36,6 @@ AVX2_INLINE float ld1_f32(const uint8_t *w, int i) { return ((const float *)w)[i
 AVX2_INLINE float ld1_f16(const uint8_t *w, int i) { return _cvtsh_ss(((const uint16_t *)w)[i]); }
 AVX2_INLINE float ld1_bf16(const uint8_t *w, int i) { return ds_bf16_to_f32(((const uint16_t *)w)[i]); }
 
-/* The eight lanes summed in a fixed order. */
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* One tile: nw ≤ TILE_W weight rows × nx ≤ TILE_X activation rows, both compile-time
  * constants at every call site. ELEM: bytes per weight. */
 #define AVX2_TILE(NAME, LD8, LD1, ELEM)                                                          \
@@ -61,7 +50,7 @@ AVX2_INLINE float hsum8(__m256 v) {
             _Pragma("GCC unroll 3") for (int b = 0; b < nx; b++) xv[b] = _mm256_loadu_ps(x + b * ldx + i); \
             _Pragma("GCC unroll 4") for (int a = 0; a < nw; a++) {                                \
                 if (nx == 1 && (i * (ELEM)) % 64 == 0)                                            \
-                    _mm_prefetch((const char *)w + a * ldw + (size_t)i * (ELEM) + PREFETCH_AHEAD, _MM_HINT_T0); \
+                    _mm_prefetch((const char *)w + a * ldw + (size_t)i * (ELEM) + DS_PREFETCH_AHEAD, _MM_HINT_T0); \
                 const __m256 wv = LD8(w + a * ldw, i);                                            \
                 _Pragma("GCC unroll 3") for (int b = 0; b < nx; b++)                              \
                     acc[a][b] = _mm256_fmadd_ps(wv, xv[b], acc[a][b]);                            \
@@ -69,7 +58,7 @@ AVX2_INLINE float hsum8(__m256 v) {
         }                                                                                         \
         _Pragma("GCC unroll 4") for (int a = 0; a < nw; a++)                                      \
             _Pragma("GCC unroll 3") for (int b = 0; b < nx; b++) {                                \
-                float s = hsum8(acc[a][b]);                                                       \
+                float s = ds_hsum8(acc[a][b]);                                                       \
                 for (int j = i; j < n; j++) s = __builtin_fmaf(LD1(w + a * ldw, j), x[b * ldx + j], s); \
                 y[b * ldy + a] = s;                                                               \
             }                                                                                     \
@@ -110,7 +99,7 @@ AVX2 float ds_dot_f32_avx2(const float *a, const float *b, int n) {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), a1);
     }
-    float s = hsum8(_mm256_add_ps(a0, a1));
+    float s = ds_hsum8(_mm256_add_ps(a0, a1));
     for (; i < n; i++) s = __builtin_fmaf(a[i], b[i], s);
     return s;
 }

@@ -12,6 +12,7 @@
 
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/variants.h"
+#include "kernels/cpu/x86_common.h"
 
 #define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define AVX512_INLINE AVX512 static inline __attribute__((always_inline))
@@ -22,9 +23,6 @@
 #define TILE_W 4
 #define TILE_X 6
 _Static_assert(DS_GEMM_X_GROUP % TILE_X == 0, "activation chunks must hold whole tiles");
-
-/* See rows_avx2.c: prefetching ahead of the page-bound hardware prefetcher (decode). */
-#define PREFETCH_AHEAD 4096
 
 /* ---- 16 weights starting at element i, as f32 ---- */
 
@@ -57,7 +55,7 @@ AVX512_INLINE float ld1_bf16(const uint8_t *w, int i) { return ds_bf16_to_f32(((
             _Pragma("GCC unroll 4") for (int a = 0; a < nw; a++) {                                \
                 /* decode streams the weights from memory; prefill reuses them from cache */      \
                 if (nx == 1 && (i * (ELEM)) % 64 == 0)                                            \
-                    _mm_prefetch((const char *)w + a * ldw + (size_t)i * (ELEM) + PREFETCH_AHEAD, _MM_HINT_T0); \
+                    _mm_prefetch((const char *)w + a * ldw + (size_t)i * (ELEM) + DS_PREFETCH_AHEAD, _MM_HINT_T0); \
                 wv[a] = LD16(w + a * ldw, i);                                                     \
             }                                                                                     \
             _Pragma("GCC unroll 6") for (int b = 0; b < nx; b++) {                                \
