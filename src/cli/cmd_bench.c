@@ -1,7 +1,10 @@
 /* dsinfer bench: prefill and decode speed, in the manner of llama-bench. For every (-p, -n, -t)
  * combination: prefill feeds -p tokens into an empty context; decode feeds -n tokens one at a
  * time, also starting from an empty context (llama-bench's "tg"). Each figure is the median
- * over -r runs. Token ids are fixed pseudo-random ids, so runs are comparable. */
+ * over -r runs. Token ids are fixed pseudo-random ids, so runs are comparable. As llama-bench
+ * does, each thread count first runs an untimed warm-up (a prefill of up to 32 tokens, then one
+ * decode step), so the first timed run does not pay for faulting the mapped weights in;
+ * --no-warmup skips it. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,15 +62,19 @@ static int measure(ds_session *s, const int32_t *ids, int n, int decode, double 
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     int64_t *pp = NULL, *tg = NULL, *th = NULL, reps = 3;
-    int n_pp = 0, n_tg = 0, n_th = 0, json = 0, status = 2;
+    int n_pp = 0, n_tg = 0, n_th = 0, json = 0, warmup = 1, status = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--json")) {
             json = 1;
             continue;
         }
+        if (!strcmp(a, "--no-warmup")) {
+            warmup = 0;
+            continue;
+        }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: dsinfer bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r 3] [--json]\n"
+            printf("usage: dsinfer bench -m MODEL [-p 512] [-n 128] [-t THREADS] [-r 3] [--json] [--no-warmup]\n"
                    "  -p, -n, -t take comma-separated lists; every combination is measured\n");
             return 0;
         }
@@ -134,6 +141,12 @@ int cmd_bench(int argc, char **argv) {
             ds_pool_destroy(pool);
             status = 1;
             break;
+        }
+        double ignored;
+        const int warm_pp = pp[0] < 32 ? (int)pp[0] : 32;
+        if (warmup && ((warm_pp > 0 && measure(&s, ids, warm_pp, 0, &ignored, &err)) || measure(&s, ids, 1, 1, &ignored, &err))) {
+            fprintf(stderr, "dsinfer bench: %s\n", err.msg);
+            status = 1;
         }
         for (int pi = 0; pi < n_pp && !status; pi++) {
             for (int ni = 0; ni < n_tg && !status; ni++) {

@@ -367,6 +367,35 @@ static void test_quantize_act_q8_avx512(void **state) {
     assert_memory_equal(a, b, sizeof a);
 }
 
+/* The AVX-512 K-quant activation quantizer gives the scalar one's values: ties, an all-zero
+ * block and the scaled 16-wide sums included. */
+static void test_quantize_act_q8k_avx512(void **state) {
+    if (ds_cpu_level_set(DS_CPU_AVX512) != 0) {
+        print_message("skipping: no AVX-512\n");
+        return;
+    }
+    const int n = 768;
+    float x[768];
+    fill(x, n);
+    for (int i = 0; i < 256; i++) x[i] = (float)(i % 64 - 32) + 0.5f; /* ties: max 31.5 */
+    x[7] = -127.0f;                                                     /* scale 1: every x.5 ties */
+    for (int i = 256; i < 512; i++) x[i] = 0.0f;
+    ds_act_q8k a[3], b[3];
+    ds_quantize_act_q8k(x, n, a);
+    ds_quantize_act_q8k_avx512(x, n, b);
+    for (int k = 0; k < 3; k++) {
+        assert_memory_equal(a[k].qs, b[k].qs, sizeof a[k].qs);
+        assert_memory_equal(a[k].dsums, b[k].dsums, sizeof a[k].dsums);
+        assert_memory_equal(&a[k].d, &b[k].d, sizeof a[k].d);
+    }
+    assert_int_equal(a[0].qs[0], -32); /* -31.5 → -32, ties to even */
+    assert_int_equal(a[0].qs[1], -30); /* -30.5 → -30 */
+    float s = 0.0f;
+    for (int i = 0; i < 16; i++) s += a[0].qs[i];
+    assert_float_equal(a[0].dsums[0], a[0].d * s, 0);
+    assert_float_equal(a[1].d, 0.0f, 0);
+}
+
 static void test_f16_bf16_roundtrip(void **state) {
     const float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.33325195f};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
@@ -406,6 +435,7 @@ int main(void) {
         cmocka_unit_test(test_qrow_kernels),
         cmocka_unit_test(test_quantize_act_q8),
         cmocka_unit_test(test_quantize_act_q8_avx512),
+        cmocka_unit_test(test_quantize_act_q8k_avx512),
         cmocka_unit_test(test_f16_bf16_roundtrip),
         cmocka_unit_test(test_rmsnorm_swiglu),
     };

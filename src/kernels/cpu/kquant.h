@@ -2,12 +2,13 @@
  * ggml block layouts of Q4_K, Q5_K and Q6_K and the pieces every variant shares.
  *
  * Each block holds 256 weights. With q the stored unsigned integers and x ≈ dx·qx a Q8_K
- * activation block, a block's dot product is computed as integers first:
+ * activation block, a block's dot product is an exact integer sum, scaled once, less an offset
+ * term that is constant over 16-wide runs j of the block:
  *   Q4_K, Q5_K: w = d·sc_s·q − dmin·m_s over 8 sub-blocks s of 32 (sc, m: 6 bits; q: 4 or 5 bits)
- *               dot = dx·(d·Σ_s sc_s·Σ q·qx − dmin·Σ_s m_s·bsum_s)
- *   Q6_K:       w = d·sc_s·(q − 32) over 16 sub-blocks s of 16 (sc: int8; q: 6 bits)
- *               dot = dx·d·Σ_s sc_s·(Σ q·qx − 32·bsum_s)
- * where bsum_s, the sum of qx over sub-block s, comes with the activations. */
+ *               dot = d·dx·Σ_s sc_s·Σ q·qx − Σ_j (dmin·m_{j/2})·dsums_j
+ *   Q6_K:       w = d·sc_j·(q − 32) over 16 sub-blocks j of 16 (sc: int8; q: 6 bits)
+ *               dot = d·dx·Σ_j sc_j·Σ q·qx − Σ_j (32·d·sc_j)·dsums_j
+ * where dsums_j = dx·(sum of qx over run j) comes with the activations. */
 #ifndef DS_KERNELS_CPU_KQUANT_H
 #define DS_KERNELS_CPU_KQUANT_H
 

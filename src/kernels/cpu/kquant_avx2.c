@@ -4,13 +4,13 @@
  * row: vpmaddubsw multiplies u8 q by s8 qx and adds neighbouring pairs into int16, vpmaddwd
  * multiplies those by the sub-block scale and adds pairs into int32 lanes. A row's lanes stay
  * integer through the block (every lane sum is far below 2^31), are converted to float once per
- * block and scaled by d·dx, and the eight float lanes are summed at the end of the row in a
- * fixed order. The body is specialised per nx; every nx performs the same operations per row,
+ * block and scaled by d·dx, the block's offset term is taken off with the activations' dsums
+ * (kquant.h), and the eight float lanes are summed at the end of the row in a fixed order. The body is specialised per nx; every nx performs the same operations per row,
  * so a row's result does not depend on the rows grouped with it.
  *
  * vpmaddubsw saturates its int16 pair sums: with |qx| ≤ 127 (Q8_K never uses −128) a pair is at
  * most 2·15·127 = 3810 (Q4_K), 2·31·127 = 7874 (Q5_K) or 2·63·127 = 16002 (Q6_K), so it never
- * saturates; Q6_K's −32 offset is therefore applied afterwards through the bsums. */
+ * saturates; Q6_K's −32 offset is therefore applied afterwards through the dsums. */
 #include "kernels/cpu/kquant_x86.h"
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -43,6 +43,8 @@ AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, 
         kq_prefetch_block(b, bytes);
         __m256i sc, mins2, isum[DS_NX_MAX];
         kq_q45_scales(b, &sc, &mins2);
+        __m256 g[2];
+        kq_offsets(mins2, kq_ld_f16(b + 2), g);
 #pragma GCC unroll 8
         for (int r = 0; r < nx; r++) isum[r] = _mm256_setzero_si256();
         const uint8_t *ql = b + (has_qh ? KQ_Q5_K_QS : KQ_Q4_K_QS);
@@ -63,9 +65,9 @@ AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, 
                 isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(_mm256_maddubs_epi16(hi, kq_loadu(xs + 32)), shi));
             }
         }
-        const __m256 d = _mm256_set1_ps(kq_ld_f16(b)), dmin = _mm256_set1_ps(kq_ld_f16(b + 2));
+        const float d = kq_ld_f16(b);
 #pragma GCC unroll 8
-        for (int r = 0; r < nx; r++) acc[r] = kq_q45_finish(acc[r], isum[r], &x[r][k], mins2, d, dmin);
+        for (int r = 0; r < nx; r++) acc[r] = kq_finish(acc[r], isum[r], &x[r][k], d, g);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < nx; r++) out[r] = ds_hsum8(acc[r]);
@@ -106,7 +108,10 @@ AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, i
     for (int k = 0; k < n / KQ_BLOCK; k++, b += KQ_Q6_K_BYTES) {
         kq_prefetch_block(b, KQ_Q6_K_BYTES);
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)(b + KQ_Q6_K_SCALES));
-        const __m256i sc = _mm256_cvtepi8_epi16(sc8), sc_pairs = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, even_odd));
+        const __m256i sc_pairs = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, even_odd));
+        const float d = kq_ld_f16(b + KQ_Q6_K_D);
+        __m256 g[2];
+        kq_offsets(_mm256_cvtepi8_epi16(sc8), 32.0f * d, g);
         __m256i isum[DS_NX_MAX];
 #pragma GCC unroll 8
         for (int r = 0; r < nx; r++) isum[r] = _mm256_setzero_si256();
@@ -124,9 +129,8 @@ AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, i
                 }
             }
         }
-        const __m256 d = _mm256_set1_ps(kq_ld_f16(b + KQ_Q6_K_D));
 #pragma GCC unroll 8
-        for (int r = 0; r < nx; r++) acc[r] = kq_q6_finish(acc[r], isum[r], &x[r][k], sc, d);
+        for (int r = 0; r < nx; r++) acc[r] = kq_finish(acc[r], isum[r], &x[r][k], d, g);
     }
 #pragma GCC unroll 8
     for (int r = 0; r < nx; r++) out[r] = ds_hsum8(acc[r]);

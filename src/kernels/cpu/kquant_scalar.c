@@ -1,6 +1,6 @@
 /* K-quant (Q4_K, Q5_K, Q6_K) row kernels against Q8_K activations, scalar reference: each
- * block's dot product is an exact integer sum (see kquant.h), scaled to float once per block;
- * the blocks of a row are summed in order. Activation rows are independent of each other. */
+ * block's dot product is an exact integer sum scaled to float once, less the float offset term
+ * (see kquant.h); the blocks of a row are summed in order. Activation rows are independent of each other. */
 #include "kernels/cpu/kquant.h"
 
 static float rd_f16(const uint8_t *p) {
@@ -9,10 +9,11 @@ static float rd_f16(const uint8_t *p) {
     return ds_f16_to_f32(h);
 }
 
-/* Σ_s m_s·bsum_s over the eight 32-wide sub-blocks (two 16-wide bsums each). */
-static int32_t mins_dot(const uint8_t mins[8], const ds_act_q8k *x) {
-    int32_t s = 0;
-    for (int k = 0; k < 8; k++) s += mins[k] * (x->bsums[2 * k] + x->bsums[2 * k + 1]);
+/* Σ_j g_j·dsums_j over the sixteen 16-wide runs of the block: g_j is the weight block's offset
+ * for run j (see kquant.h). */
+static float offsets_dot(const float g[16], const ds_act_q8k *x) {
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += g[j] * x->dsums[j];
     return s;
 }
 
@@ -36,7 +37,9 @@ static float q45_k_block(const uint8_t *b, const uint8_t *ql, const uint8_t *hb,
         isum += sm[2 * j] * lo + sm[2 * j + 1] * hi;
     }
     const float d = rd_f16(b), dmin = rd_f16(b + 2);
-    return x->d * (d * (float)isum - dmin * (float)mins_dot(sm + 8, x));
+    float g[16];
+    for (int j = 0; j < 16; j++) g[j] = dmin * (float)sm[8 + j / 2];
+    return d * x->d * (float)isum - offsets_dot(g, x);
 }
 
 static float q4_k_block(const uint8_t *b, const ds_act_q8k *x) {
@@ -65,9 +68,11 @@ static float q6_k_block(const uint8_t *b, const ds_act_q8k *x) {
             s[g + 6] += ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) * xq[l + 96];
         }
     }
+    const float d = rd_f16(b + KQ_Q6_K_D);
     int32_t isum = 0;
-    for (int k = 0; k < 16; k++) isum += sc[k] * (sub[k] - 32 * x->bsums[k]);
-    return x->d * rd_f16(b + KQ_Q6_K_D) * (float)isum;
+    float g[16];
+    for (int k = 0; k < 16; k++) isum += sc[k] * sub[k], g[k] = 32.0f * d * (float)sc[k];
+    return d * x->d * (float)isum - offsets_dot(g, x);
 }
 
 /* Each activation row on its own: the blocks of the row summed in order. */

@@ -1,6 +1,5 @@
 /* Internal to kquant_avx2.c and kquant_avx512.c: the AVX2 pieces both x86 variants share. Both
- * unpack a block's scales the same way and, once a row's integer lanes for the block are folded
- * to eight int32, finish the block with the same float operations. */
+ * unpack a block's scales the same way; the AVX2 one also finishes each block here. */
 #ifndef DS_KERNELS_CPU_KQUANT_X86_H
 #define DS_KERNELS_CPU_KQUANT_X86_H
 
@@ -37,19 +36,20 @@ KQ_AVX2_INLINE void kq_q45_scales(const uint8_t *b, __m256i *sc, __m256i *mins2)
     *mins2 = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(v, v));
 }
 
-/* Q4_K/Q5_K: acc + dx·(d·isum − dmin·Σ m·bsum), lane-wise. */
-KQ_AVX2_INLINE __m256 kq_q45_finish(__m256 acc, __m256i isum, const ds_act_q8k *x, __m256i mins2, __m256 d,
-                                    __m256 dmin) {
-    const __m256i msum = _mm256_madd_epi16(kq_loadu(x->bsums), mins2);
-    const __m256 blk = _mm256_fmsub_ps(_mm256_cvtepi32_ps(isum), d, _mm256_mul_ps(_mm256_cvtepi32_ps(msum), dmin));
-    return _mm256_fmadd_ps(blk, _mm256_set1_ps(x->d), acc);
+/* A block's offsets per 16-wide run as floats, g[0] runs 0..7 and g[1] runs 8..15: scale·v for
+ * v the sixteen int16 of v16 (Q4_K/Q5_K: dmin and the mins, each twice; Q6_K: 32·d and the
+ * scales). */
+KQ_AVX2_INLINE void kq_offsets(__m256i v16, float scale, __m256 g[2]) {
+    const __m256 s = _mm256_set1_ps(scale);
+    g[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(v16))), s);
+    g[1] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(v16, 1))), s);
 }
 
-/* Q6_K: acc + dx·d·(isum − 32·Σ sc·bsum), lane-wise; sc the sixteen int8 scales as int16. */
-KQ_AVX2_INLINE __m256 kq_q6_finish(__m256 acc, __m256i isum, const ds_act_q8k *x, __m256i sc, __m256 d) {
-    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(kq_loadu(x->bsums), sc), 5);
-    const __m256 blk = _mm256_cvtepi32_ps(_mm256_sub_epi32(isum, offset));
-    return _mm256_fmadd_ps(blk, _mm256_mul_ps(d, _mm256_set1_ps(x->d)), acc);
+/* acc + d·dx·isum − g·dsums, lane-wise (kquant.h's formulas, spread over eight lanes). */
+KQ_AVX2_INLINE __m256 kq_finish(__m256 acc, __m256i isum, const ds_act_q8k *x, float d, const __m256 g[2]) {
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d * x->d), acc);
+    acc = _mm256_fnmadd_ps(g[0], _mm256_loadu_ps(x->dsums), acc);
+    return _mm256_fnmadd_ps(g[1], _mm256_loadu_ps(x->dsums + 8), acc);
 }
 
 #endif

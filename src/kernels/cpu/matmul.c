@@ -14,6 +14,8 @@
 #include "kernels/cpu/variants.h"
 
 #define ROWS_PER_TASK 16
+/* Row elements per quantized-kernel call (a multiple of both activation block formats) */
+#define K_SPAN 2048
 /* A task covers ROWS_PER_TASK weight rows and at most this many bytes of activation rows (the
  * activations it reads, quantized or f32), so that in prefill a core keeps one chunk of
  * activations in its L2 cache across the weight chunks it takes: tasks go chunk by chunk. */
@@ -34,6 +36,8 @@ typedef struct matmul_job {
     int group;                /* activation rows per qkernel call */
     uint8_t *xq;              /* [n_rows][xq_row_bytes] quantized activations */
     size_t xq_row_bytes;
+    size_t xq_span_bytes;     /* bytes of one activation row's K_SPAN elements, */
+    size_t w_span_bytes;      /* ... and of one weight row's */
     ds_gemm_kernel kernel;    /* f32-activation kernel for w's type, or NULL */
     ds_gemm_kernel f32_kernel; /* used after dequantizing */
     float *scratch;           /* [threads][ROWS_PER_TASK][in] for dequantized rows */
@@ -85,23 +89,42 @@ static void quantize_task(void *ctx, int task, int thread) {
     const int in = (int)j->w->shape[1];
     const float *x = j->x + (size_t)task * j->ldx;
     void *out = j->xq + (size_t)task * j->xq_row_bytes;
-    if (j->act_kind == DS_ACT_Q8K) ds_quantize_act_q8k(x, in, out);
-    else if (ds_cpu_level_get() == DS_CPU_AVX512) ds_quantize_act_q8_avx512(x, in, out);
+    const int avx512 = ds_cpu_level_get() == DS_CPU_AVX512;
+    if (j->act_kind == DS_ACT_Q8K) (avx512 ? ds_quantize_act_q8k_avx512 : ds_quantize_act_q8k)(x, in, out);
+    else if (avx512) ds_quantize_act_q8_avx512(x, in, out);
     else ds_quantize_act_q8(x, in, out);
 }
 
-/* Weight rows [o0, o1) × quantized activation rows [x0, x1). */
-static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1) {
-    const int64_t in = j->w->shape[1];
+/* Weight row o's span c against the activation rows r0 .. r0+nx: y = the spans' results summed
+ * in span order (the first span stores). */
+static void span_dot(const matmul_job *j, int64_t o, int c, int r0, int nx) {
+    const int in = (int)j->w->shape[1], k0 = c * K_SPAN, n = in - k0 < K_SPAN ? in - k0 : K_SPAN;
     const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
+    const void *xqs[DS_QNX_MAX] = {0};
+    for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes + (size_t)c * j->xq_span_bytes;
+    float res[DS_QNX_MAX];
+    j->qkernel((const uint8_t *)j->w->data + (size_t)o * row_bytes + (size_t)c * j->w_span_bytes, xqs, nx, n, res);
+    for (int k = 0; k < nx; k++) {
+        float *y = &j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o];
+        *y = c == 0 ? res[k] : *y + res[k];
+    }
+}
+
+/* Weight rows [o0, o1) × quantized activation rows [x0, x1), in spans of K_SPAN elements: a
+ * group's activations for one span stay in L1 while every weight row of the task meets them (a
+ * whole row of ffn_down's 8960 elements, times a group, would not fit, and the kernels would
+ * wait on L2). A result is the same whatever the loop order, so a lone group (decode) goes row
+ * by row and streams each weight row whole. */
+static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1) {
+    const int spans = ((int)j->w->shape[1] + K_SPAN - 1) / K_SPAN;
     for (int r0 = x0; r0 < x1; r0 += j->group) {
         const int nx = x1 - r0 < j->group ? x1 - r0 : j->group;
-        const void *xqs[DS_QNX_MAX];
-        for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes;
-        for (int64_t o = o0; o < o1; o++) {
-            float res[DS_QNX_MAX];
-            j->qkernel((const uint8_t *)j->w->data + (size_t)o * row_bytes, xqs, nx, (int)in, res);
-            for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
+        if (x1 - x0 <= j->group) {
+            for (int64_t o = o0; o < o1; o++)
+                for (int c = 0; c < spans; c++) span_dot(j, o, c, r0, nx);
+        } else {
+            for (int c = 0; c < spans; c++)
+                for (int64_t o = o0; o < o1; o++) span_dot(j, o, c, r0, nx);
         }
     }
 }
@@ -142,6 +165,9 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
         j.group = j.act_kind == DS_ACT_Q8 ? DS_QNX_MAX : DS_NX_MAX;
         j.xq_row_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (size_t)(in / 256)
                                                   : sizeof(ds_act_q8) * (size_t)ds_act_q8_groups(in);
+        j.xq_span_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (K_SPAN / 256)
+                                                   : sizeof(ds_act_q8) * (K_SPAN / DS_ACT_Q8_GROUP);
+        j.w_span_bytes = ds_dtype_block_bytes(w->type) * (size_t)(K_SPAN / ds_dtype_block_elems(w->type));
         /* rows of whole 64-byte lines, so row kernels may load them aligned */
         j.xq_row_bytes = (j.xq_row_bytes + 63) & ~(size_t)63;
         j.xq = aligned_alloc(64, j.xq_row_bytes * (size_t)n_rows);

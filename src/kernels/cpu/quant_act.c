@@ -62,13 +62,13 @@ void ds_quantize_act_q8(const float *x, int n, ds_act_q8 *out) {
 
 void ds_quantize_act_q8k(const float *x, int n, ds_act_q8k *out) {
     for (int b = 0; b < n / 256; b++, x += 256) {
-        const float amax = absmax(x, 256);
-        out[b].d = amax / 127.0f;
+        const float amax = absmax(x, 256), d = amax / 127.0f;
+        out[b].d = d;
         quantize_block(x, 256, amax, out[b].qs);
         for (int j = 0; j < 16; j++) {
             int s = 0;
             for (int i = 0; i < 16; i++) s += out[b].qs[16 * j + i];
-            out[b].bsums[j] = (int16_t)s;
+            out[b].dsums[j] = d * (float)s;
         }
     }
 }

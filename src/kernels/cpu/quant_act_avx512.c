@@ -1,4 +1,4 @@
-/* AVX-512 ds_quantize_act_q8: the same bytes as the scalar quantizer in quant_act.c, 16 lanes at
+/* AVX-512 ds_quantize_act_q8 and ds_quantize_act_q8k: the same values as the scalar quantizer in quant_act.c, 16 lanes at
  * a time. The operations are the scalar ones, exactly: max of |x| (max is exact in any order),
  * one f32 multiply by 127 / amax, conversion rounding to nearest even (the default MXCSR mode,
  * as nearbyintf uses), the clamp, an integer sum, and d and d * sum rounded to f16 (nearest
@@ -35,5 +35,23 @@ AVX512 void ds_quantize_act_q8_avx512(const float *x, int n, ds_act_q8 *out) {
             _mm_storeu_ps(a->d + 4 * p, _mm_set1_ps(d));
             _mm_storeu_ps(a->s + 4 * p, _mm_setr_ps(s, 0.0f, 0.0f, 0.0f));
         }
+    }
+}
+
+/* One 16-float vector is one 16-wide run of the block, so its quantized sum is one dsums entry. */
+AVX512 void ds_quantize_act_q8k_avx512(const float *x, int n, ds_act_q8k *out) {
+    const __m512i lim = _mm512_set1_epi32(127), neg_lim = _mm512_set1_epi32(-127);
+    for (int b = 0; b < n / 256; b++, x += 256) {
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < 16; j++) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + 16 * j)));
+        const float amax = _mm512_reduce_max_ps(m), d = amax / 127.0f;
+        const __m512 id = _mm512_set1_ps(amax > 0.0f ? 127.0f / amax : 0.0f);
+        for (int j = 0; j < 16; j++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * j), id));
+            q = _mm512_max_epi32(_mm512_min_epi32(q, lim), neg_lim);
+            _mm_storeu_si128((__m128i *)(out[b].qs + 16 * j), _mm512_cvtepi32_epi8(q));
+            out[b].dsums[j] = d * (float)_mm512_reduce_add_epi32(q);
+        }
+        out[b].d = d;
     }
 }

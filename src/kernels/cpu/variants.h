@@ -60,12 +60,16 @@ typedef struct ds_act_q8 {
 #define DS_ACT_Q8_GROUP 128
 static inline int ds_act_q8_groups(int n) { return (n + DS_ACT_Q8_GROUP - 1) / DS_ACT_Q8_GROUP; }
 
-/* 256 activations: x[i] ≈ d * qs[i]; bsums[j] = sum of qs[16j .. 16j+16), which the K-quants'
- * sub-block minimums and Q6_K's −32 offset need. */
+/* 256 activations, x[i] ≈ d * qs[i], with dsums[j] = d * (sum of qs[16j .. 16j+16)): the
+ * K-quants' sub-block minimums and Q6_K's −32 offset are constant over 16-wide runs, so their
+ * share of a block's dot product is a 16-lane float dot with dsums, one FMA per AVX-512 row,
+ * where integer bsums would cost a multiply, two conversions and a scale per row and block.
+ * qs comes first and a block is whole cache lines (384 bytes), so the kernels' 64-byte loads
+ * of qs never straddle two lines. */
 typedef struct ds_act_q8k {
+    _Alignas(64) int8_t qs[256];
+    float dsums[16];
     float d;
-    int16_t bsums[16];
-    int8_t qs[256];
 } ds_act_q8k;
 
 typedef enum ds_act_kind { DS_ACT_F32, DS_ACT_Q8, DS_ACT_Q8K } ds_act_kind;
@@ -80,6 +84,8 @@ void ds_quantize_act_q8(const float *x, int n, ds_act_q8 *out);
 /* The same bytes as ds_quantize_act_q8, faster; needs the AVX-512 level. */
 void ds_quantize_act_q8_avx512(const float *x, int n, ds_act_q8 *out);
 void ds_quantize_act_q8k(const float *x, int n, ds_act_q8k *out);
+/* The same values as ds_quantize_act_q8k (padding aside), faster; needs the AVX-512 level. */
+void ds_quantize_act_q8k_avx512(const float *x, int n, ds_act_q8k *out);
 
 /* xq[r] points at row r's blocks (ds_act_q8 or ds_act_q8k as ds_act_kind_for says); n is the
  * row length in elements. */
