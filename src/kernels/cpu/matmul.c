@@ -14,7 +14,8 @@
 #include "kernels/cpu/variants.h"
 
 #define ROWS_PER_TASK 16
-/* Row elements per quantized-kernel call (a multiple of both activation block formats) */
+/* Row elements per K-quant kernel call (a multiple of 256). The 32-element formats' smaller
+ * activation blocks take whole rows: spans measured no faster there. */
 #define K_SPAN 2048
 /* A task covers ROWS_PER_TASK weight rows and at most this many bytes of activation rows (the
  * activations it reads, quantized or f32), so that in prefill a core keeps one chunk of
@@ -36,7 +37,8 @@ typedef struct matmul_job {
     int group;                /* activation rows per qkernel call */
     uint8_t *xq;              /* [n_rows][xq_row_bytes] quantized activations */
     size_t xq_row_bytes;
-    size_t xq_span_bytes;     /* bytes of one activation row's K_SPAN elements, */
+    int span;                 /* row elements per qkernel call */
+    size_t xq_span_bytes;     /* bytes of one activation row's span, */
     size_t w_span_bytes;      /* ... and of one weight row's */
     ds_gemm_kernel kernel;    /* f32-activation kernel for w's type, or NULL */
     ds_gemm_kernel f32_kernel; /* used after dequantizing */
@@ -98,7 +100,7 @@ static void quantize_task(void *ctx, int task, int thread) {
 /* Weight row o's span c against the activation rows r0 .. r0+nx: y = the spans' results summed
  * in span order (the first span stores). */
 static void span_dot(const matmul_job *j, int64_t o, int c, int r0, int nx) {
-    const int in = (int)j->w->shape[1], k0 = c * K_SPAN, n = in - k0 < K_SPAN ? in - k0 : K_SPAN;
+    const int in = (int)j->w->shape[1], k0 = c * j->span, n = in - k0 < j->span ? in - k0 : j->span;
     const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
     const void *xqs[DS_QNX_MAX] = {0};
     for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes + (size_t)c * j->xq_span_bytes;
@@ -110,13 +112,13 @@ static void span_dot(const matmul_job *j, int64_t o, int c, int r0, int nx) {
     }
 }
 
-/* Weight rows [o0, o1) × quantized activation rows [x0, x1), in spans of K_SPAN elements: a
+/* Weight rows [o0, o1) × quantized activation rows [x0, x1), in spans of j->span elements: a
  * group's activations for one span stay in L1 while every weight row of the task meets them (a
- * whole row of ffn_down's 8960 elements, times a group, would not fit, and the kernels would
- * wait on L2). A result is the same whatever the loop order, so a lone group (decode) goes row
- * by row and streams each weight row whole. */
+ * whole K-quant row of ffn_down's 8960 elements, times a group, would not fit, and the kernels
+ * would wait on L2). A result is the same whatever the loop order, so a lone group (decode) goes
+ * row by row and streams each weight row whole. */
 static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1) {
-    const int spans = ((int)j->w->shape[1] + K_SPAN - 1) / K_SPAN;
+    const int spans = ((int)j->w->shape[1] + j->span - 1) / j->span;
     for (int r0 = x0; r0 < x1; r0 += j->group) {
         const int nx = x1 - r0 < j->group ? x1 - r0 : j->group;
         if (x1 - x0 <= j->group) {
@@ -165,9 +167,9 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
         j.group = j.act_kind == DS_ACT_Q8 ? DS_QNX_MAX : DS_NX_MAX;
         j.xq_row_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (size_t)(in / 256)
                                                   : sizeof(ds_act_q8) * (size_t)ds_act_q8_groups(in);
-        j.xq_span_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (K_SPAN / 256)
-                                                   : sizeof(ds_act_q8) * (K_SPAN / DS_ACT_Q8_GROUP);
-        j.w_span_bytes = ds_dtype_block_bytes(w->type) * (size_t)(K_SPAN / ds_dtype_block_elems(w->type));
+        j.span = j.act_kind == DS_ACT_Q8K && in > K_SPAN ? K_SPAN : in;
+        j.xq_span_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (size_t)(j.span / 256) : 0;
+        j.w_span_bytes = ds_dtype_block_bytes(w->type) * (size_t)(j.span / ds_dtype_block_elems(w->type));
         /* rows of whole 64-byte lines, so row kernels may load them aligned */
         j.xq_row_bytes = (j.xq_row_bytes + 63) & ~(size_t)63;
         j.xq = aligned_alloc(64, j.xq_row_bytes * (size_t)n_rows);
