@@ -54,13 +54,14 @@ static int always(void) { return 1; }
 typedef struct variant {
     const char *name;
     ds_qrow_kernel (*kernel_for)(ds_dtype);
+    ds_kq_part_kernel (*part_kernel_for)(ds_dtype);
     int (*available)(void);
 } variant;
 
 static const variant k_variants[] = {
-    {"scalar", ds_kquant_kernel_scalar, always},
-    {"avx2", ds_kquant_kernel_avx2, has_avx2},
-    {"avx512", ds_kquant_kernel_avx512, has_avx512_vnni},
+    {"scalar", ds_kquant_kernel_scalar, ds_kquant_part_kernel_scalar, always},
+    {"avx2", ds_kquant_kernel_avx2, ds_kquant_part_kernel_avx2, has_avx2},
+    {"avx512", ds_kquant_kernel_avx512, ds_kquant_part_kernel_avx512, has_avx512_vnni},
 };
 #define N_VARIANTS (int)(sizeof k_variants / sizeof k_variants[0])
 
@@ -158,6 +159,25 @@ static void check_case(ds_dtype t, int n, int extreme) {
                 if (fabs(alone[r] - scalar[r]) > tol[r])
                     fail_msg("%s %s n=%d row %d act %d: %.9g, scalar %.9g (tolerance %.3g)", k_variants[v].name,
                              ds_dtype_name(t), n, o, r, alone[r], scalar[r], tol[r]);
+            }
+            /* the row in parts of `step` blocks (the last part shorter), carried from part to
+             * part, gives every row's bits of the whole-row call */
+            const ds_kq_part_kernel part = k_variants[v].part_kernel_for(t);
+            assert_non_null(part);
+            for (int step = 1; step < nb; step++) {
+                const int nx = DS_NX_MAX < NX_TOTAL ? DS_NX_MAX : NX_TOTAL;
+                float carry[DS_NX_MAX * DS_KQ_CARRY], pieced[DS_NX_MAX];
+                for (int b0 = 0; b0 < nb; b0 += step) {
+                    const int blocks = nb - b0 < step ? nb - b0 : step;
+                    const void *at[DS_NX_MAX];
+                    for (int r = 0; r < nx; r++) at[r] = (const ds_act_q8k *)rows[r] + b0;
+                    part(wrow + (size_t)b0 * ds_dtype_block_bytes(t), at, nx, 256 * blocks, carry, b0 == 0,
+                         b0 + blocks == nb, pieced);
+                }
+                for (int r = 0; r < nx; r++)
+                    if (memcmp(&pieced[r], &alone[r], sizeof(float)) != 0)
+                        fail_msg("%s %s n=%d row %d act %d: %.9g in parts of %d blocks, %.9g whole", k_variants[v].name,
+                                 ds_dtype_name(t), n, o, r, pieced[r], step, alone[r]);
             }
             for (int nx = 2; nx <= DS_NX_MAX; nx++) {
                 for (int first = 0; first + nx <= NX_TOTAL; first++) {

@@ -50,46 +50,60 @@ static inline void kq_unpack_scales_mins(const uint8_t *packed, uint8_t out[16])
     memcpy(out, v, 16);
 }
 
-/* Calls BODY(w, xq, k, n, out) with k == nx a compile-time constant, so every group size gets
- * its own copy of the loop with the per-row accumulators in registers (cases above DS_NX_MAX
- * are never reached and compile to nothing). */
+/* Calls BODY(w, xq, k, n, carry, first, last, out) with k == nx a compile-time constant, so
+ * every group size gets its own copy of the loop with the per-row accumulators in registers
+ * (cases above DS_NX_MAX are never reached and compile to nothing). */
 #if DS_NX_MAX > 8
 #error "the K-quant kernels specialise nx up to 8: extend KQ_CALL_NX"
 #endif
-#define KQ_NX_CASE(BODY, K, w, xq, n, out)                                                     \
+#define KQ_NX_CASE(BODY, K, ...)                                                                \
     case K:                                                                                     \
-        if (K <= DS_NX_MAX) BODY(w, xq, K, n, out);                                             \
+        if (K <= DS_NX_MAX) BODY(w, xq, K, n, carry, first, last, out);                         \
         break;
-#define KQ_CALL_NX(BODY, w, xq, nx, n, out)                                                     \
+#define KQ_CALL_NX(BODY)                                                                        \
     switch (nx) {                                                                               \
-        KQ_NX_CASE(BODY, 1, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 2, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 3, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 4, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 5, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 6, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 7, w, xq, n, out)                                                      \
-        KQ_NX_CASE(BODY, 8, w, xq, n, out)                                                      \
+        KQ_NX_CASE(BODY, 1)                                                                     \
+        KQ_NX_CASE(BODY, 2)                                                                     \
+        KQ_NX_CASE(BODY, 3)                                                                     \
+        KQ_NX_CASE(BODY, 4)                                                                     \
+        KQ_NX_CASE(BODY, 5)                                                                     \
+        KQ_NX_CASE(BODY, 6)                                                                     \
+        KQ_NX_CASE(BODY, 7)                                                                     \
+        KQ_NX_CASE(BODY, 8)                                                                     \
     }
 
-/* Defines ds_kquant_kernel_SUFFIX from the variant's q4_k_body, q5_k_body and q6_k_body
- * (each `void (const void *w, const void *const *xq, int nx, int n, float *out)`), compiled
- * with the variant's target attribute ATTR. */
+/* One entry point per type and kind: the part kernel (ds_kq_part_kernel) and the whole-row
+ * kernel (ds_qrow_kernel), which is the part kernel over the whole row. */
+#define KQ_TYPE_ENTRIES(T, ATTR)                                                                \
+    ATTR static void part_##T(const void *w, const void *const *xq, int nx, int n, float *carry, int first, \
+                              int last, float *out) {                                           \
+        KQ_CALL_NX(T##_body)                                                                    \
+    }                                                                                           \
+    ATTR static void row_##T(const void *w, const void *const *xq, int nx, int n, float *out) { \
+        part_##T(w, xq, nx, n, NULL, 1, 1, out);                                                \
+    }
+
+/* Defines ds_kquant_kernel_SUFFIX and ds_kquant_part_kernel_SUFFIX from the variant's
+ * q4_k_body, q5_k_body and q6_k_body (each `void (const void *w, const void *const *xq, int nx,
+ * int n, float *carry, int first, int last, float *out)`), compiled with the variant's target
+ * attribute ATTR. */
 #define KQ_DEFINE_VARIANT(SUFFIX, ATTR)                                                         \
-    ATTR static void row_q4_k(const void *w, const void *const *xq, int nx, int n, float *out) { \
-        KQ_CALL_NX(q4_k_body, w, xq, nx, n, out)                                                \
-    }                                                                                           \
-    ATTR static void row_q5_k(const void *w, const void *const *xq, int nx, int n, float *out) { \
-        KQ_CALL_NX(q5_k_body, w, xq, nx, n, out)                                                \
-    }                                                                                           \
-    ATTR static void row_q6_k(const void *w, const void *const *xq, int nx, int n, float *out) { \
-        KQ_CALL_NX(q6_k_body, w, xq, nx, n, out)                                                \
-    }                                                                                           \
+    KQ_TYPE_ENTRIES(q4_k, ATTR)                                                                 \
+    KQ_TYPE_ENTRIES(q5_k, ATTR)                                                                 \
+    KQ_TYPE_ENTRIES(q6_k, ATTR)                                                                 \
     ds_qrow_kernel ds_kquant_kernel_##SUFFIX(ds_dtype t) {                                      \
         switch (t) {                                                                            \
         case DS_Q4_K: return row_q4_k;                                                          \
         case DS_Q5_K: return row_q5_k;                                                          \
         case DS_Q6_K: return row_q6_k;                                                          \
+        default: return NULL;                                                                   \
+        }                                                                                       \
+    }                                                                                           \
+    ds_kq_part_kernel ds_kquant_part_kernel_##SUFFIX(ds_dtype t) {                              \
+        switch (t) {                                                                            \
+        case DS_Q4_K: return part_q4_k;                                                         \
+        case DS_Q5_K: return part_q5_k;                                                         \
+        case DS_Q6_K: return part_q6_k;                                                         \
         default: return NULL;                                                                   \
         }                                                                                       \
     }

@@ -31,12 +31,12 @@ AVX2_INLINE void add_fifth_bits(__m256i hb, __m256i *lo, __m256i *hi) {
     *hi = _mm256_or_si256(*hi, _mm256_and_si256(_mm256_slli_epi16(hb, 3), bit4));
 }
 
-AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, int n, float *out, const int bytes,
-                            const int has_qh) {
+AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                            int last, float *out, const int bytes, const int has_qh) {
     const ds_act_q8k *x[DS_NX_MAX];
     __m256 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = _mm256_setzero_ps();
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(carry + DS_KQ_CARRY * r);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const uint8_t *b = w;
     for (int k = 0; k < n / KQ_BLOCK; k++, b += bytes) {
@@ -70,15 +70,20 @@ AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, 
         for (int r = 0; r < nx; r++) acc[r] = kq_finish(acc[r], isum[r], &x[r][k], d, g);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) out[r] = ds_hsum8(acc[r]);
+    for (int r = 0; r < nx; r++) {
+        if (last) out[r] = ds_hsum8(acc[r]);
+        else _mm256_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
+    }
 }
 
-AVX2_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
-    q45_k_body(w, xq, nx, n, out, KQ_Q4_K_BYTES, 0);
+AVX2_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                           int last, float *out) {
+    q45_k_body(w, xq, nx, n, carry, first, last, out, KQ_Q4_K_BYTES, 0);
 }
 
-AVX2_INLINE void q5_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
-    q45_k_body(w, xq, nx, n, out, KQ_Q5_K_BYTES, 1);
+AVX2_INLINE void q5_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                           int last, float *out) {
+    q45_k_body(w, xq, nx, n, carry, first, last, out, KQ_Q5_K_BYTES, 1);
 }
 
 /* ---- Q6_K ---- */
@@ -96,11 +101,12 @@ AVX2_INLINE void q6_unpack_half(const uint8_t *b, int h, __m256i q[4]) {
                            _mm256_and_si256(_mm256_srli_epi16(qh, 2), bits45));
 }
 
-AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
+AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                           int last, float *out) {
     const ds_act_q8k *x[DS_NX_MAX];
     __m256 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = _mm256_setzero_ps();
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(carry + DS_KQ_CARRY * r);
     /* scales reordered even-then-odd so that a 32-weight vector's two sub-blocks are one
      * bcast16 away: lane 0 gets scale 2g, lane 1 scale 2g+1 */
     const __m128i even_odd = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -133,7 +139,10 @@ AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, i
         for (int r = 0; r < nx; r++) acc[r] = kq_finish(acc[r], isum[r], &x[r][k], d, g);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) out[r] = ds_hsum8(acc[r]);
+    for (int r = 0; r < nx; r++) {
+        if (last) out[r] = ds_hsum8(acc[r]);
+        else _mm256_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
+    }
 }
 
 KQ_DEFINE_VARIANT(avx2, AVX2)

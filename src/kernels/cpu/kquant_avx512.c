@@ -52,12 +52,12 @@ AVX512_INLINE __m512 finish(__m512 acc, __m512i isum, const ds_act_q8k *x, __m51
      PAIR_LANE(4 * p + 1, 4 * p + 3)}
 static const int16_t k_pair_idx[2][32] = {PAIR_IDX(0), PAIR_IDX(1)};
 
-AVX512_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, int n, float *out, const int bytes,
-                              const int has_qh) {
+AVX512_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                              int last, float *out, const int bytes, const int has_qh) {
     const ds_act_q8k *x[DS_NX_MAX];
     __m512 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(carry + DS_KQ_CARRY * r);
     const __m512i low4 = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
     /* Q5_K: bit 2j of qh[l] tops weight 64j + l (low half of vector j), bit 2j+1 weight
      * 64j + 32 + l (high half); qh is shifted right by 2 per vector */
@@ -97,15 +97,20 @@ AVX512_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx
         }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < nx; r++) {
+        if (last) out[r] = _mm512_reduce_add_ps(acc[r]);
+        else _mm512_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
+    }
 }
 
-AVX512_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
-    q45_k_body(w, xq, nx, n, out, KQ_Q4_K_BYTES, 0);
+AVX512_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                             int last, float *out) {
+    q45_k_body(w, xq, nx, n, carry, first, last, out, KQ_Q4_K_BYTES, 0);
 }
 
-AVX512_INLINE void q5_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
-    q45_k_body(w, xq, nx, n, out, KQ_Q5_K_BYTES, 1);
+AVX512_INLINE void q5_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                             int last, float *out) {
+    q45_k_body(w, xq, nx, n, carry, first, last, out, KQ_Q5_K_BYTES, 1);
 }
 
 /* ---- Q6_K ---- */
@@ -126,11 +131,12 @@ AVX512_INLINE void q6_unpack_half(const uint8_t *b, int h, __m512i q[2]) {
     q[1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), low4, hi23, 0xea);
 }
 
-AVX512_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, int n, float *out) {
+AVX512_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
+                             int last, float *out) {
     const ds_act_q8k *x[DS_NX_MAX];
     __m512 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(carry + DS_KQ_CARRY * r);
     __m512i spread[4]; /* vector m of the block holds sub-blocks 4m .. 4m+3 */
 #pragma GCC unroll 8
     for (int m = 0; m < 4; m++) spread[m] = spread_index(4 * m, 3);
@@ -161,7 +167,10 @@ AVX512_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx,
         for (int r = 0; r < nx; r++) acc[r] = finish(acc[r], isum[r], &x[r][k], dv, g);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) out[r] = _mm512_reduce_add_ps(acc[r]);
+    for (int r = 0; r < nx; r++) {
+        if (last) out[r] = _mm512_reduce_add_ps(acc[r]);
+        else _mm512_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
+    }
 }
 
 KQ_DEFINE_VARIANT(avx512, AVX512)

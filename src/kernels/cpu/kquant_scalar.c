@@ -75,14 +75,17 @@ static float q6_k_block(const uint8_t *b, const ds_act_q8k *x) {
     return d * x->d * (float)isum - offsets_dot(g, x);
 }
 
-/* Each activation row on its own: the blocks of the row summed in order. */
+/* Each activation row on its own: the blocks of the row summed in order, continuing from the
+ * carried sum unless this is the first part of the row. */
 #define SCALAR_BODY(NAME, BLOCK, BYTES)                                                         \
-    static inline void NAME(const void *w, const void *const *xq, int nx, int n, float *out) { \
+    static inline void NAME(const void *w, const void *const *xq, int nx, int n, float *carry, int first, int last, \
+                            float *out) {                                                       \
         for (int r = 0; r < nx; r++) {                                                          \
             const ds_act_q8k *x = xq[r];                                                        \
-            float s = 0.0f;                                                                     \
+            float s = first ? 0.0f : carry[DS_KQ_CARRY * r];                                    \
             for (int k = 0; k < n / KQ_BLOCK; k++) s += BLOCK((const uint8_t *)w + (size_t)k * (BYTES), x + k); \
-            out[r] = s;                                                                         \
+            if (last) out[r] = s;                                                               \
+            else carry[DS_KQ_CARRY * r] = s;                                                    \
         }                                                                                       \
     }
 

@@ -14,8 +14,8 @@
 #include "kernels/cpu/variants.h"
 
 #define ROWS_PER_TASK 16
-/* Row elements per K-quant kernel call (a multiple of 256). The 32-element formats' smaller
- * activation blocks take whole rows: spans measured no faster there. */
+/* Row elements per K-quant kernel call in prefill (a multiple of 256). The 32-element formats'
+ * smaller activation blocks take whole rows: spans measured no faster there. */
 #define K_SPAN 2048
 /* A task covers ROWS_PER_TASK weight rows and at most this many bytes of activation rows (the
  * activations it reads, quantized or f32), so that in prefill a core keeps one chunk of
@@ -37,8 +37,9 @@ typedef struct matmul_job {
     int group;                /* activation rows per qkernel call */
     uint8_t *xq;              /* [n_rows][xq_row_bytes] quantized activations */
     size_t xq_row_bytes;
-    int span;                 /* row elements per qkernel call */
-    size_t xq_span_bytes;     /* bytes of one activation row's span, */
+    ds_kq_part_kernel part_kernel; /* K-quants: qkernel in spans, or NULL */
+    float *carry;             /* [threads][ROWS_PER_TASK][DS_NX_MAX][DS_KQ_CARRY] partial sums */
+    size_t xq_span_bytes;     /* bytes of one activation row's K_SPAN elements, */
     size_t w_span_bytes;      /* ... and of one weight row's */
     ds_gemm_kernel kernel;    /* f32-activation kernel for w's type, or NULL */
     ds_gemm_kernel f32_kernel; /* used after dequantizing */
@@ -62,6 +63,15 @@ static ds_qrow_kernel qkernel_for(ds_dtype t) {
     case DS_CPU_AVX512: return kq ? ds_kquant_kernel_avx512(t) : ds_qrow_kernel_avx512(t);
     case DS_CPU_AVX2: return kq ? ds_kquant_kernel_avx2(t) : ds_qrow_kernel_avx2(t);
     default: return kq ? ds_kquant_kernel_scalar(t) : ds_qrow_kernel_scalar(t);
+    }
+}
+
+/* The span kernel matching qkernel_for's K-quant kernel. */
+static ds_kq_part_kernel part_kernel_for(ds_dtype t) {
+    switch (ds_cpu_level_get()) {
+    case DS_CPU_AVX512: return ds_kquant_part_kernel_avx512(t);
+    case DS_CPU_AVX2: return ds_kquant_part_kernel_avx2(t);
+    default: return ds_kquant_part_kernel_scalar(t);
     }
 }
 
@@ -97,37 +107,48 @@ static void quantize_task(void *ctx, int task, int thread) {
     else ds_quantize_act_q8(x, in, out);
 }
 
-/* Weight row o's span c against the activation rows r0 .. r0+nx: y = the spans' results summed
- * in span order (the first span stores). */
-static void span_dot(const matmul_job *j, int64_t o, int c, int r0, int nx) {
-    const int in = (int)j->w->shape[1], k0 = c * j->span, n = in - k0 < j->span ? in - k0 : j->span;
+/* Weight row o against activation rows r0 .. r0+nx, whole. */
+static void row_dot(const matmul_job *j, int64_t o, int r0, int nx) {
     const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
     const void *xqs[DS_QNX_MAX] = {0};
-    for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes + (size_t)c * j->xq_span_bytes;
+    for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes;
     float res[DS_QNX_MAX];
-    j->qkernel((const uint8_t *)j->w->data + (size_t)o * row_bytes + (size_t)c * j->w_span_bytes, xqs, nx, n, res);
-    for (int k = 0; k < nx; k++) {
-        float *y = &j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o];
-        *y = c == 0 ? res[k] : *y + res[k];
-    }
+    j->qkernel((const uint8_t *)j->w->data + (size_t)o * row_bytes, xqs, nx, (int)j->w->shape[1], res);
+    for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
 }
 
-/* Weight rows [o0, o1) × quantized activation rows [x0, x1), in spans of j->span elements: a
- * group's activations for one span stay in L1 while every weight row of the task meets them (a
- * whole K-quant row of ffn_down's 8960 elements, times a group, would not fit, and the kernels
- * would wait on L2). A result is the same whatever the loop order, so a lone group (decode) goes
- * row by row and streams each weight row whole. */
-static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1) {
-    const int spans = ((int)j->w->shape[1] + j->span - 1) / j->span;
+/* Span c of weight row o against activation rows r0 .. r0+nx, their partial sums carried in
+ * `carry` from span to span (see ds_kq_part_kernel). */
+static void span_dot(const matmul_job *j, int64_t o, int c, int spans, int r0, int nx, float *carry) {
+    const int in = (int)j->w->shape[1], k0 = c * K_SPAN, n = in - k0 < K_SPAN ? in - k0 : K_SPAN;
+    const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
+    const void *xqs[DS_NX_MAX] = {0};
+    for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes + (size_t)c * j->xq_span_bytes;
+    float res[DS_NX_MAX];
+    j->part_kernel((const uint8_t *)j->w->data + (size_t)o * row_bytes + (size_t)c * j->w_span_bytes, xqs, nx, n,
+                   carry, c == 0, c == spans - 1, res);
+    if (c == spans - 1)
+        for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
+}
+
+/* Weight rows [o0, o1) × quantized activation rows [x0, x1). In prefill, K-quant rows longer
+ * than K_SPAN go span by span, so that a group's activations for one span stay in L1 while
+ * every weight row of the task meets them (a whole row of ffn_down's 8960 elements, times a
+ * group, would not fit, and the kernels would wait on L2). Spans give the same bits as whole
+ * rows, so a lone group (decode) streams each weight row whole. */
+static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1, int thread) {
+    const int spans = ((int)j->w->shape[1] + K_SPAN - 1) / K_SPAN;
+    const int by_span = j->part_kernel && spans > 1 && x1 - x0 > j->group;
     for (int r0 = x0; r0 < x1; r0 += j->group) {
         const int nx = x1 - r0 < j->group ? x1 - r0 : j->group;
-        if (x1 - x0 <= j->group) {
-            for (int64_t o = o0; o < o1; o++)
-                for (int c = 0; c < spans; c++) span_dot(j, o, c, r0, nx);
-        } else {
-            for (int c = 0; c < spans; c++)
-                for (int64_t o = o0; o < o1; o++) span_dot(j, o, c, r0, nx);
+        if (!by_span) {
+            for (int64_t o = o0; o < o1; o++) row_dot(j, o, r0, nx);
+            continue;
         }
+        float *carry = j->carry + (size_t)thread * ROWS_PER_TASK * DS_NX_MAX * DS_KQ_CARRY;
+        for (int c = 0; c < spans; c++)
+            for (int64_t o = o0; o < o1; o++)
+                span_dot(j, o, c, spans, r0, nx, carry + (size_t)(o - o0) * DS_NX_MAX * DS_KQ_CARRY);
     }
 }
 
@@ -140,7 +161,7 @@ static void matmul_task(void *ctx, int task, int thread) {
     const int x0 = task / j->w_tasks * j->x_chunk;
     const int x1 = x0 + j->x_chunk < j->n_rows ? x0 + j->x_chunk : j->n_rows;
     if (j->qkernel) {
-        qmatmul_rows(j, o0, o1, x0, x1);
+        qmatmul_rows(j, o0, o1, x0, x1, thread);
         return;
     }
     const float *x = j->x + (size_t)x0 * j->ldx;
@@ -167,9 +188,12 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
         j.group = j.act_kind == DS_ACT_Q8 ? DS_QNX_MAX : DS_NX_MAX;
         j.xq_row_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (size_t)(in / 256)
                                                   : sizeof(ds_act_q8) * (size_t)ds_act_q8_groups(in);
-        j.span = j.act_kind == DS_ACT_Q8K && in > K_SPAN ? K_SPAN : in;
-        j.xq_span_bytes = j.act_kind == DS_ACT_Q8K ? sizeof(ds_act_q8k) * (size_t)(j.span / 256) : 0;
-        j.w_span_bytes = ds_dtype_block_bytes(w->type) * (size_t)(j.span / ds_dtype_block_elems(w->type));
+        if (j.act_kind == DS_ACT_Q8K && in > K_SPAN && n_rows > j.group) {
+            j.part_kernel = part_kernel_for(w->type);
+            j.carry = malloc(sizeof(float) * (size_t)ds_pool_size(pool) * ROWS_PER_TASK * DS_NX_MAX * DS_KQ_CARRY);
+            j.xq_span_bytes = sizeof(ds_act_q8k) * (K_SPAN / 256);
+            j.w_span_bytes = ds_dtype_block_bytes(w->type) * (size_t)(K_SPAN / ds_dtype_block_elems(w->type));
+        }
         /* rows of whole 64-byte lines, so row kernels may load them aligned */
         j.xq_row_bytes = (j.xq_row_bytes + 63) & ~(size_t)63;
         j.xq = aligned_alloc(64, j.xq_row_bytes * (size_t)n_rows);
@@ -195,6 +219,7 @@ void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, fl
     const int x_chunks = n_rows > 0 ? (n_rows + j.x_chunk - 1) / j.x_chunk : 0;
     ds_pool_run(pool, x_chunks * j.w_tasks, matmul_task, &j);
     free(j.xq);
+    free(j.carry);
     free(j.scratch);
     free(j.x_copy);
 }

@@ -97,6 +97,15 @@ void ds_quantize_act_q8k_avx512(const float *x, int n, ds_act_q8k *out);
 #define DS_NX_MAX 8
 typedef void (*ds_qrow_kernel)(const void *w, const void *const *xq, int nx, int n, float *out);
 
+/* A K-quant row in pieces: `carry` holds each activation row's partial accumulator between the
+ * calls for one weight row (DS_KQ_CARRY floats per activation row); `first` starts it from zero,
+ * `last` reduces it into out. The pieces are block-aligned parts of the row, in order, and give
+ * the same bits as one ds_qrow_kernel call over the whole row, so matmul may cut rows where it
+ * likes without changing a result. */
+#define DS_KQ_CARRY 16
+typedef void (*ds_kq_part_kernel)(const void *w, const void *const *xq, int nx, int n, float *carry, int first,
+                                  int last, float *out);
+
 /* Quantized-activation kernels for the 32-element formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1)... */
 ds_qrow_kernel ds_qrow_kernel_scalar(ds_dtype t);
 ds_qrow_kernel ds_qrow_kernel_avx2(ds_dtype t);
@@ -104,6 +113,9 @@ ds_qrow_kernel ds_qrow_kernel_avx512(ds_dtype t);
 /* ...and for the K-quants (Q4_K, Q5_K, Q6_K); NULL for any other type. */
 ds_qrow_kernel ds_kquant_kernel_scalar(ds_dtype t);
 ds_qrow_kernel ds_kquant_kernel_avx2(ds_dtype t);
+ds_kq_part_kernel ds_kquant_part_kernel_scalar(ds_dtype t);
+ds_kq_part_kernel ds_kquant_part_kernel_avx2(ds_dtype t);
+ds_kq_part_kernel ds_kquant_part_kernel_avx512(ds_dtype t);
 ds_qrow_kernel ds_kquant_kernel_avx512(ds_dtype t);
 
 #endif
