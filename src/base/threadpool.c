@@ -6,7 +6,9 @@
  * hundred short jobs with microseconds of serial work between them, and waking a sleeping
  * thread through the kernel costs tens of microseconds on a virtual machine: sleeping after
  * every job cost 4-7 % of decode speed (medians of 4 A B pairs) and made some rounds collapse
- * when the host was busy. Spinning only briefly keeps an idle server's threads asleep. Sleeping is race-free by the Dekker pattern: a sleeper announces itself (sleepers,
+ * when the host was busy. Spinning only briefly keeps an idle server's threads asleep.
+ *
+ * Sleeping is race-free by the Dekker pattern: a sleeper announces itself (sleepers,
  * caller_waiting) before its last look at the condition, and a publisher changes the condition
  * before it looks for sleepers, all sequentially consistent, so one of the two sees the other;
  * the wake-up is sent under the mutex the sleeper holds until it waits. */

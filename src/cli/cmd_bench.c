@@ -144,7 +144,8 @@ int cmd_bench(int argc, char **argv) {
         }
         double ignored;
         const int warm_pp = pp[0] < 32 ? (int)pp[0] : 32;
-        if (warmup && ((warm_pp > 0 && measure(&s, ids, warm_pp, 0, &ignored, &err)) || measure(&s, ids, 1, 1, &ignored, &err))) {
+        if (warmup && ((warm_pp > 0 && measure(&s, ids, warm_pp, 0, &ignored, &err)) ||
+                       measure(&s, ids, 1, 1, &ignored, &err))) {
             fprintf(stderr, "dsinfer bench: %s\n", err.msg);
             status = 1;
         }

@@ -56,7 +56,7 @@ static inline void kq_unpack_scales_mins(const uint8_t *packed, uint8_t out[16])
 #if DS_NX_MAX > 8
 #error "the K-quant kernels specialise nx up to 8: extend KQ_CALL_NX"
 #endif
-#define KQ_NX_CASE(BODY, K, ...)                                                                \
+#define KQ_NX_CASE(BODY, K)                                                                     \
     case K:                                                                                     \
         if (K <= DS_NX_MAX) BODY(w, xq, K, n, carry, first, last, out);                         \
         break;

@@ -5,8 +5,9 @@
  * multiplies those by the sub-block scale and adds pairs into int32 lanes. A row's lanes stay
  * integer through the block (every lane sum is far below 2^31), are converted to float once per
  * block and scaled by d·dx, the block's offset term is taken off with the activations' dsums
- * (kquant.h), and the eight float lanes are summed at the end of the row in a fixed order. The body is specialised per nx; every nx performs the same operations per row,
- * so a row's result does not depend on the rows grouped with it.
+ * (kquant.h), and the eight float lanes are summed at the end of the row in a fixed order. The
+ * body is specialised per nx; every nx performs the same operations per row, so a row's result
+ * does not depend on the rows grouped with it.
  *
  * vpmaddubsw saturates its int16 pair sums: with |qx| ≤ 127 (Q8_K never uses −128) a pair is at
  * most 2·15·127 = 3810 (Q4_K), 2·31·127 = 7874 (Q5_K) or 2·63·127 = 16002 (Q6_K), so it never
@@ -19,6 +20,17 @@
 /* int16 lanes all equal to element k of the eight int16 in each 128-bit lane of v. */
 AVX2_INLINE __m256i bcast16(__m256i v, int k) {
     return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)(0x0202 * k + 0x0100)));
+}
+
+/* Row r's accumulator at the start of a part of the row: zero, or what the last part left. */
+AVX2_INLINE __m256 carried(const float *carry, int first, int r) {
+    return first ? _mm256_setzero_ps() : _mm256_loadu_ps(carry + DS_KQ_CARRY * r);
+}
+
+/* At the end of a part: the row's dot product into out[r], or the accumulator into carry. */
+AVX2_INLINE void settle(__m256 acc, float *carry, int last, int r, float *out) {
+    if (last) out[r] = ds_hsum8(acc);
+    else _mm256_storeu_ps(carry + DS_KQ_CARRY * r, acc);
 }
 
 /* ---- Q4_K and Q5_K ---- */
@@ -36,7 +48,7 @@ AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, 
     const ds_act_q8k *x[DS_NX_MAX];
     __m256 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(carry + DS_KQ_CARRY * r);
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = carried(carry, first, r);
     const __m256i low4 = _mm256_set1_epi8(0x0f);
     const uint8_t *b = w;
     for (int k = 0; k < n / KQ_BLOCK; k++, b += bytes) {
@@ -70,10 +82,7 @@ AVX2_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx, 
         for (int r = 0; r < nx; r++) acc[r] = kq_finish(acc[r], isum[r], &x[r][k], d, g);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) {
-        if (last) out[r] = ds_hsum8(acc[r]);
-        else _mm256_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
-    }
+    for (int r = 0; r < nx; r++) settle(acc[r], carry, last, r, out);
 }
 
 AVX2_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
@@ -106,7 +115,7 @@ AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, i
     const ds_act_q8k *x[DS_NX_MAX];
     __m256 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(carry + DS_KQ_CARRY * r);
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = carried(carry, first, r);
     /* scales reordered even-then-odd so that a 32-weight vector's two sub-blocks are one
      * bcast16 away: lane 0 gets scale 2g, lane 1 scale 2g+1 */
     const __m128i even_odd = _mm_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -139,10 +148,7 @@ AVX2_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx, i
         for (int r = 0; r < nx; r++) acc[r] = kq_finish(acc[r], isum[r], &x[r][k], d, g);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) {
-        if (last) out[r] = ds_hsum8(acc[r]);
-        else _mm256_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
-    }
+    for (int r = 0; r < nx; r++) settle(acc[r], carry, last, r, out);
 }
 
 KQ_DEFINE_VARIANT(avx2, AVX2)

@@ -41,6 +41,17 @@ AVX512_INLINE __m512 finish(__m512 acc, __m512i isum, const ds_act_q8k *x, __m51
     return _mm512_fnmadd_ps(g, _mm512_loadu_ps(x->dsums), acc);
 }
 
+/* Row r's accumulator at the start of a part of the row: zero, or what the last part left. */
+AVX512_INLINE __m512 carried(const float *carry, int first, int r) {
+    return first ? _mm512_setzero_ps() : _mm512_loadu_ps(carry + DS_KQ_CARRY * r);
+}
+
+/* At the end of a part: the row's dot product into out[r], or the accumulator into carry. */
+AVX512_INLINE void settle(__m512 acc, float *carry, int last, int r, float *out) {
+    if (last) out[r] = _mm512_reduce_add_ps(acc);
+    else _mm512_storeu_ps(carry + DS_KQ_CARRY * r, acc);
+}
+
 /* ---- Q4_K and Q5_K ---- */
 
 /* vpermw selectors for the words of packs(t_j, t_j+1), j = 2p: in 128-bit lane m, words 0..3
@@ -57,7 +68,7 @@ AVX512_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx
     const ds_act_q8k *x[DS_NX_MAX];
     __m512 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(carry + DS_KQ_CARRY * r);
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = carried(carry, first, r);
     const __m512i low4 = _mm512_set1_epi8(0x0f), bit4 = _mm512_set1_epi8(0x10);
     /* Q5_K: bit 2j of qh[l] tops weight 64j + l (low half of vector j), bit 2j+1 weight
      * 64j + 32 + l (high half); qh is shifted right by 2 per vector */
@@ -97,10 +108,7 @@ AVX512_INLINE void q45_k_body(const void *w, const void *const *xq, const int nx
         }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) {
-        if (last) out[r] = _mm512_reduce_add_ps(acc[r]);
-        else _mm512_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
-    }
+    for (int r = 0; r < nx; r++) settle(acc[r], carry, last, r, out);
 }
 
 AVX512_INLINE void q4_k_body(const void *w, const void *const *xq, const int nx, int n, float *carry, int first,
@@ -136,7 +144,7 @@ AVX512_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx,
     const ds_act_q8k *x[DS_NX_MAX];
     __m512 acc[DS_NX_MAX];
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(carry + DS_KQ_CARRY * r);
+    for (int r = 0; r < nx; r++) x[r] = xq[r], acc[r] = carried(carry, first, r);
     __m512i spread[4]; /* vector m of the block holds sub-blocks 4m .. 4m+3 */
 #pragma GCC unroll 8
     for (int m = 0; m < 4; m++) spread[m] = spread_index(4 * m, 3);
@@ -167,10 +175,7 @@ AVX512_INLINE void q6_k_body(const void *w, const void *const *xq, const int nx,
         for (int r = 0; r < nx; r++) acc[r] = finish(acc[r], isum[r], &x[r][k], dv, g);
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < nx; r++) {
-        if (last) out[r] = _mm512_reduce_add_ps(acc[r]);
-        else _mm512_storeu_ps(carry + DS_KQ_CARRY * r, acc[r]);
-    }
+    for (int r = 0; r < nx; r++) settle(acc[r], carry, last, r, out);
 }
 
 KQ_DEFINE_VARIANT(avx512, AVX512)

@@ -1,6 +1,7 @@
 /* K-quant (Q4_K, Q5_K, Q6_K) row kernels against Q8_K activations, scalar reference: each
  * block's dot product is an exact integer sum scaled to float once, less the float offset term
- * (see kquant.h); the blocks of a row are summed in order. Activation rows are independent of each other. */
+ * (see kquant.h); the blocks of a row are summed in order. Activation rows are independent of
+ * each other. */
 #include "kernels/cpu/kquant.h"
 
 static float rd_f16(const uint8_t *p) {

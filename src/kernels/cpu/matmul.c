@@ -26,6 +26,7 @@ _Static_assert(DS_QNX_MAX >= DS_NX_MAX, "qmatmul_rows' row arrays are sized DS_Q
 
 typedef struct matmul_job {
     const ds_tensor *w;
+    size_t w_row_bytes;       /* bytes of one weight row */
     const float *x;           /* [n_rows][ldx] activations */
     size_t ldx;
     float *x_copy;            /* x on 64-byte lines, if the caller's was not; or NULL */
@@ -109,11 +110,10 @@ static void quantize_task(void *ctx, int task, int thread) {
 
 /* Weight row o against activation rows r0 .. r0+nx, whole. */
 static void row_dot(const matmul_job *j, int64_t o, int r0, int nx) {
-    const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
     const void *xqs[DS_QNX_MAX] = {0};
     for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes;
     float res[DS_QNX_MAX];
-    j->qkernel((const uint8_t *)j->w->data + (size_t)o * row_bytes, xqs, nx, (int)j->w->shape[1], res);
+    j->qkernel((const uint8_t *)j->w->data + (size_t)o * j->w_row_bytes, xqs, nx, (int)j->w->shape[1], res);
     for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
 }
 
@@ -121,11 +121,10 @@ static void row_dot(const matmul_job *j, int64_t o, int r0, int nx) {
  * `carry` from span to span (see ds_kq_part_kernel). */
 static void span_dot(const matmul_job *j, int64_t o, int c, int spans, int r0, int nx, float *carry) {
     const int in = (int)j->w->shape[1], k0 = c * K_SPAN, n = in - k0 < K_SPAN ? in - k0 : K_SPAN;
-    const size_t row_bytes = j->w->nbytes / (size_t)j->w->shape[0];
     const void *xqs[DS_NX_MAX] = {0};
     for (int k = 0; k < nx; k++) xqs[k] = j->xq + (size_t)(r0 + k) * j->xq_row_bytes + (size_t)c * j->xq_span_bytes;
     float res[DS_NX_MAX];
-    j->part_kernel((const uint8_t *)j->w->data + (size_t)o * row_bytes + (size_t)c * j->w_span_bytes, xqs, nx, n,
+    j->part_kernel((const uint8_t *)j->w->data + (size_t)o * j->w_row_bytes + (size_t)c * j->w_span_bytes, xqs, nx, n,
                    carry, c == 0, c == spans - 1, res);
     if (c == spans - 1)
         for (int k = 0; k < nx; k++) j->y[(size_t)(r0 + k) * (size_t)j->ldy + (size_t)o] = res[k];
@@ -138,7 +137,7 @@ static void span_dot(const matmul_job *j, int64_t o, int c, int spans, int r0, i
  * rows, so a lone group (decode) streams each weight row whole. */
 static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, int x1, int thread) {
     const int spans = ((int)j->w->shape[1] + K_SPAN - 1) / K_SPAN;
-    const int by_span = j->part_kernel && spans > 1 && x1 - x0 > j->group;
+    const int by_span = j->part_kernel && x1 - x0 > j->group; /* part_kernel: rows > K_SPAN */
     for (int r0 = x0; r0 < x1; r0 += j->group) {
         const int nx = x1 - r0 < j->group ? x1 - r0 : j->group;
         if (!by_span) {
@@ -155,7 +154,7 @@ static void qmatmul_rows(const matmul_job *j, int64_t o0, int64_t o1, int x0, in
 static void matmul_task(void *ctx, int task, int thread) {
     const matmul_job *j = ctx;
     const int64_t out_dim = j->w->shape[0], in = j->w->shape[1];
-    const size_t row_bytes = j->w->nbytes / (size_t)out_dim;
+    const size_t row_bytes = j->w_row_bytes;
     const int64_t o0 = (int64_t)(task % j->w_tasks) * ROWS_PER_TASK;
     const int64_t o1 = o0 + ROWS_PER_TASK < out_dim ? o0 + ROWS_PER_TASK : out_dim;
     const int x0 = task / j->w_tasks * j->x_chunk;
@@ -180,7 +179,9 @@ static void matmul_task(void *ctx, int task, int thread) {
 }
 
 void ds_matmul(ds_pool *pool, const ds_tensor *w, const float *x, int n_rows, float *y, int64_t ldy) {
-    matmul_job j = {.w = w, .x = x, .ldx = (size_t)w->shape[1], .n_rows = n_rows, .y = y, .ldy = ldy, .group = DS_GEMM_X_GROUP};
+    matmul_job j = {.w = w, .x = x, .ldx = (size_t)w->shape[1], .n_rows = n_rows, .y = y, .ldy = ldy,
+                    .group = DS_GEMM_X_GROUP};
+    j.w_row_bytes = w->shape[0] > 0 ? w->nbytes / (size_t)w->shape[0] : 0;
     const int in = (int)w->shape[1];
     j.qkernel = w->scale ? NULL : qkernel_for(w->type);
     if (j.qkernel) {
